@@ -1,0 +1,85 @@
+"""Pick a device and a compute budget, and say what was picked.
+
+A *budget* is a named profile that sizes every experiment of the course:
+
+* ``smoke``  - seconds; checks that a notebook runs end to end (numbers mean little).
+* ``laptop`` - minutes on 2 CPU cores; Fashion-MNIST. The default without a GPU.
+* ``paper``  - the papers' scale: CIFAR-10, full widths, 64k iterations. The default on a GPU.
+
+Override the choice with the environment variable ``DEEPRES_BUDGET`` (for example
+``DEEPRES_BUDGET=laptop`` on a GPU, to finish in a minute).
+"""
+import os
+from dataclasses import dataclass, replace
+
+import torch
+
+ENV_VAR = "DEEPRES_BUDGET"
+
+
+@dataclass(frozen=True)
+class Budget:
+    name: str
+    dataset: str          # "fashion-mnist" or "cifar10"
+    train_size: int       # examples drawn (seeded) from the training set; 0 = all
+    test_size: int        # examples drawn from the test set; 0 = all
+    steps: int            # SGD iterations per training run
+    eval_every: int       # evaluate on the test subset every this many steps
+    batch_size: int
+    width: float          # multiplier on the channel widths of the chapter's small nets
+    seeds: tuple          # seeds for experiments repeated over seeds
+
+
+PROFILES = {
+    "smoke": Budget("smoke", "fashion-mnist", train_size=1024, test_size=512, steps=20,
+                    eval_every=10, batch_size=64, width=0.5, seeds=(0, 1)),
+    "laptop": Budget("laptop", "fashion-mnist", train_size=0, test_size=0, steps=1500,
+                     eval_every=250, batch_size=128, width=1.0, seeds=(0, 1)),
+    "paper": Budget("paper", "cifar10", train_size=0, test_size=0, steps=64000,
+                    eval_every=2000, batch_size=128, width=4.0, seeds=(0, 1, 2)),
+}
+
+
+def pick_device(verbose=True):
+    """CUDA if there is one, else Apple's MPS, else the CPU."""
+    if torch.cuda.is_available():
+        device = torch.device("cuda")
+        what = torch.cuda.get_device_name(0)
+    elif getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        device, what = torch.device("mps"), "Apple GPU"
+    else:
+        device, what = torch.device("cpu"), f"{torch.get_num_threads()} CPU threads"
+    if verbose:
+        print(f"device: {device} ({what})")
+    return device
+
+
+def get_budget(name=None, device=None, verbose=True, **overrides):
+    """The budget named ``name``, else ``$DEEPRES_BUDGET``, else the device's default.
+
+    Keyword arguments override single fields, e.g. ``get_budget(steps=100)``.
+    """
+    name = name or os.environ.get(ENV_VAR) or None
+    if name is None:
+        device = torch.device(device) if device is not None else pick_device(verbose=False)
+        name = "laptop" if device.type == "cpu" else "paper"
+    key = name.strip().lower()
+    if key not in PROFILES:
+        raise ValueError(
+            f"Unknown budget {name!r}. Choose one of {', '.join(PROFILES)} "
+            f"(argument or environment variable {ENV_VAR})."
+        )
+    budget = replace(PROFILES[key], **overrides)
+    if verbose:
+        print(f"budget: {budget.name} - {budget.dataset}, {budget.steps} steps of "
+              f"batch {budget.batch_size}, width x{budget.width} "
+              f"(set {ENV_VAR}=smoke|laptop|paper to change)")
+    return budget
+
+
+def setup(verbose=True):
+    """The first cell of every chapter: seed, pick the device and the budget."""
+    torch.manual_seed(0)
+    torch.set_flush_denormal(True)  # denormals made deep nets up to 3x slower on CPU
+    device = pick_device(verbose)
+    return device, get_budget(device=device, verbose=verbose)

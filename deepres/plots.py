@@ -1,0 +1,59 @@
+"""The few plots the chapters share. Every function returns the matplotlib Figure."""
+import matplotlib.pyplot as plt
+import numpy as np
+
+
+def smooth(values, window):
+    """Moving average over ``window`` steps (shorter at the start)."""
+    values = np.asarray(values, dtype=float)
+    if window <= 1 or len(values) == 0:
+        return values
+    cumsum = np.cumsum(np.insert(values, 0, 0.0))
+    out = np.empty_like(values)
+    for i in range(len(values)):
+        lo = max(0, i + 1 - window)
+        out[i] = (cumsum[i + 1] - cumsum[lo]) / (i + 1 - lo)
+    return out
+
+
+def training_curves(runs, title="", window=50, ax=None):
+    """Training error (thin: per batch, smoothed) and test error (dots, dashed) of each
+    :class:`deepres.Run`, in percent, against the iteration."""
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(7, 4))
+    for i, run in enumerate(runs):
+        color = f"C{i}"
+        h = run.history
+        ax.plot(h["step"], 100 * smooth(h["error"], window), color=color, lw=1.5,
+                label=f"{run.name}: training")
+        ax.plot(h["eval_step"], [100 * e for e in h["test_error"]], "o--", color=color,
+                ms=4, lw=1, label=f"{run.name}: test")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("error (%)")
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def cost_shares(rows, title=""):
+    """Two bar charts of where the parameters and the FLOPs are, layer by layer, as a
+    percentage of the total; ``rows`` come from :func:`deepres.measure.layer_costs`."""
+    names = [r["name"] for r in rows]
+    params = np.array([r["params"] for r in rows], dtype=float)
+    flops = np.array([r["flops"] for r in rows], dtype=float)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 0.28 * len(rows) + 1.5), sharey=True)
+    for ax, values, what in ((axes[0], params, "parameters"), (axes[1], flops, "FLOPs")):
+        colors = ["C1" if r["kind"] == "Linear" else "C0" for r in rows]
+        ax.barh(range(len(rows)), 100 * values / values.sum(), color=colors)
+        ax.set_xlabel(f"share of all {what} (%)")
+        ax.grid(axis="x", alpha=0.3)
+    axes[0].set_yticks(range(len(rows)), names, fontsize=8)
+    axes[0].invert_yaxis()
+    axes[0].set_ylabel("layer (blue: convolution, orange: fully connected)")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig

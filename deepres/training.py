@@ -1,0 +1,197 @@
+"""One training loop, and a cache so the same run is never trained twice.
+
+``train(make_model, data, ...)`` seeds everything, builds the model, and either trains
+it (with a progress bar) or, if exactly this run was done before, loads the stored
+history and final weights. The cache key hashes the full configuration, the model's
+structure and initial weights, and the source of this library, so any change that
+could change the numbers also changes the key.
+"""
+import hashlib
+import inspect
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from .data import batches
+
+CACHE_ENV = "DEEPRES_CACHE"
+
+
+@dataclass
+class Run:
+    """What a training run produced. ``history`` holds plain lists:
+
+    per step: ``step``, ``loss``, ``error`` (on the training batch);
+    per evaluation: ``eval_step``, ``train_error`` (mean over the steps since the last
+    evaluation), ``test_loss``, ``test_error``.
+    """
+    name: str
+    model: torch.nn.Module
+    history: dict
+    seconds: float          # wall time of the training itself (of the original run if cached)
+    device: str
+    cached: bool = False
+    config: dict = field(default_factory=dict)
+
+    @property
+    def test_error(self):
+        return self.history["test_error"][-1]
+
+    @property
+    def train_error(self):
+        return self.history["train_error"][-1]
+
+
+def cache_dir():
+    """``$DEEPRES_CACHE``, else ``_build/runcache`` of the book being built, else ~/.cache."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    here = Path.cwd().resolve()
+    for folder in (here, *here.parents):
+        if (folder / "_config.yml").is_file() and (folder / "_toc.yml").is_file():
+            return folder / "_build" / "runcache"
+    return Path.home() / ".cache" / "deepres" / "runs"
+
+
+def clear_cache():
+    """Delete every cached run; returns how many were deleted."""
+    files = list(cache_dir().glob("*.pt"))
+    for f in files:
+        f.unlink()
+    return len(files)
+
+
+def _library_hash():
+    h = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.rglob("*.py")):
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def _model_fingerprint(model):
+    """Structure, initial weights, and source of any class defined outside this library."""
+    h = hashlib.sha256(repr(model).encode())
+    for name, tensor in model.state_dict().items():
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    for cls in sorted({type(m) for m in model.modules()}, key=lambda c: c.__qualname__):
+        if not cls.__module__.startswith(("torch.", "deepres.")):
+            try:
+                h.update(inspect.getsource(cls).encode())
+            except (OSError, TypeError):
+                h.update(cls.__qualname__.encode())
+    return h.hexdigest()
+
+
+@torch.no_grad()
+def evaluate(model, x, y, device, batch_size=500):
+    """(mean loss, error rate) of ``model`` on tensors ``x``, ``y``."""
+    model.eval()
+    loss, wrong = 0.0, 0
+    for i in range(0, len(y), batch_size):
+        xb, yb = x[i:i + batch_size].to(device), y[i:i + batch_size].to(device)
+        with _autocast(device):
+            logits = model(_memory_format(xb, device))
+        loss += F.cross_entropy(logits.float(), yb, reduction="sum").item()
+        wrong += (logits.argmax(1) != yb).sum().item()
+    model.train()
+    return loss / len(y), wrong / len(y)
+
+
+def _autocast(device):
+    # mixed precision only where it pays and is safe: CUDA
+    return torch.autocast("cuda", dtype=torch.float16, enabled=device.type == "cuda")
+
+
+def _memory_format(x, device):
+    # channels_last speeds up convolutions on CUDA (tensor cores) and on recent CPUs
+    return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
+
+
+def learning_rate(step, steps, lr, warmup=0):
+    """He et al. (2016) schedule: lr/10 after 50% and again after 75% of training
+    (32k and 48k of 64k iterations), with ``warmup`` steps at lr/10 first."""
+    if step < warmup:
+        return lr / 10
+    return lr * (0.1 ** ((step >= steps // 2) + (step >= 3 * steps // 4)))
+
+
+def train(make_model, data, *, steps, batch_size=128, lr=0.1, momentum=0.9,
+          weight_decay=1e-4, warmup=0, eval_every=100, seed=0, device="cpu",
+          name="run", use_cache=True, progress=True):
+    """Train ``make_model()`` on ``data`` with SGD; returns a :class:`Run`.
+
+    The model is built after seeding, so ``seed`` fixes the initial weights, the batch
+    order and the augmentation. A run with the same configuration, model and library
+    source is loaded from the cache instead of trained again.
+    """
+    device = torch.device(device)
+    torch.manual_seed(seed)
+    model = make_model()
+    config = dict(steps=steps, batch_size=batch_size, lr=lr, momentum=momentum,
+                  weight_decay=weight_decay, warmup=warmup, eval_every=eval_every,
+                  seed=seed, device=device.type, data=data.spec, torch=torch.__version__)
+    key = hashlib.sha256(json.dumps(
+        [config, _model_fingerprint(model), _library_hash()], sort_keys=True
+    ).encode()).hexdigest()[:20]
+    path = cache_dir() / f"{key}.pt"
+    if use_cache and path.is_file():
+        stored = torch.load(path, weights_only=True)
+        model.load_state_dict(stored["state_dict"])
+        print(f"{name}: loaded from the run cache (trained in {stored['seconds']:.0f} s "
+              f"on {stored['device']})")
+        return Run(name, model.to(device), stored["history"], stored["seconds"],
+                   stored["device"], cached=True, config=config)
+
+    model.to(device).to(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum,
+                          weight_decay=weight_decay)
+    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
+    history = {k: [] for k in ("step", "loss", "error", "eval_step", "train_error",
+                               "test_loss", "test_error")}
+    start = time.perf_counter()
+    bar = tqdm(batches(data, batch_size, steps, seed), total=steps, desc=name,
+               disable=not progress, mininterval=1.0)
+    model.train()
+    for step, (x, y) in enumerate(bar, start=1):
+        for group in opt.param_groups:
+            group["lr"] = learning_rate(step - 1, steps, lr, warmup)
+        x, y = _memory_format(x.to(device, non_blocking=True), device), y.to(device)
+        with _autocast(device):
+            logits = model(x)
+            loss = F.cross_entropy(logits.float(), y)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"{name}: the loss became {loss.item()} at step {step}. The learning rate "
+                f"({lr}) is probably too high for this model; try a smaller one or a warmup.")
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+        history["step"].append(step)
+        history["loss"].append(loss.item())
+        history["error"].append((logits.argmax(1) != y).float().mean().item())
+        if step % eval_every == 0 or step == steps:
+            recent = history["error"][-eval_every:]
+            test_loss, test_error = evaluate(model, data.x_test, data.y_test, device)
+            history["eval_step"].append(step)
+            history["train_error"].append(sum(recent) / len(recent))
+            history["test_loss"].append(test_loss)
+            history["test_error"].append(test_error)
+            bar.set_postfix(train_err=f"{history['train_error'][-1]:.3f}",
+                            test_err=f"{test_error:.3f}")
+    bar.close()
+    seconds = time.perf_counter() - start
+    model.to(memory_format=torch.contiguous_format)
+    if use_cache:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        torch.save({"history": history, "state_dict": state, "seconds": seconds,
+                    "device": device.type}, path)
+    return Run(name, model, history, seconds, device.type, cached=False, config=config)
