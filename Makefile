@@ -12,7 +12,6 @@ STAMP  := $(VENV)/.installed
 
 export PATH := $(BIN):$(PATH)
 export DEEPRES_CACHE ?= $(CURDIR)/_build/runcache
-export MPLBACKEND ?= Agg
 
 .PHONY: book test setup data learner clean clean-cache
 

@@ -71,9 +71,9 @@ def get_budget(name=None, device=None, verbose=True, **overrides):
         )
     budget = replace(PROFILES[key], **overrides)
     if verbose:
-        print(f"budget: {budget.name} - {budget.dataset}, {budget.steps} steps of "
-              f"batch {budget.batch_size}, width x{budget.width} "
-              f"(set {ENV_VAR}=smoke|laptop|paper to change)")
+        print(f"budget: {budget.name} ({budget.dataset}, {budget.steps} steps of batch "
+              f"{budget.batch_size}, width x{budget.width})\n"
+              f"        to change it, set {ENV_VAR} to smoke, laptop or paper")
     return budget
 
 

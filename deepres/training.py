@@ -144,10 +144,10 @@ def train(make_model, data, *, steps, batch_size=128, lr=0.1, momentum=0.9,
     if use_cache and path.is_file():
         stored = torch.load(path, weights_only=True)
         model.load_state_dict(stored["state_dict"])
-        print(f"{name}: loaded from the run cache (trained in {stored['seconds']:.0f} s "
-              f"on {stored['device']})")
-        return Run(name, model.to(device), stored["history"], stored["seconds"],
-                   stored["device"], cached=True, config=config)
+        run = Run(name, model.to(device), stored["history"], stored["seconds"],
+                  stored["device"], cached=True, config=config)
+        print(_summary(run))
+        return run
 
     model.to(device).to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum,
@@ -194,4 +194,13 @@ def train(make_model, data, *, steps, batch_size=128, lr=0.1, momentum=0.9,
         state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
         torch.save({"history": history, "state_dict": state, "seconds": seconds,
                     "device": device.type}, path)
-    return Run(name, model, history, seconds, device.type, cached=False, config=config)
+    run = Run(name, model, history, seconds, device.type, cached=False, config=config)
+    print(_summary(run))
+    return run
+
+
+def _summary(run):
+    cached = ", cached" if run.cached else ""
+    return (f"{run.name}: {run.history['step'][-1]} steps in {run.seconds:.0f} s "
+            f"({run.device}{cached}); error: train {run.train_error:.2%}, "
+            f"test {run.test_error:.2%}")

@@ -1,0 +1,94 @@
+"""The book builds from scratch with zero warnings, executing every chapter, and the
+published pages have what a reader needs: outputs, numbers, citations, exercises with
+hidden solutions, the quiz, and working Colab links."""
+import html
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+JUPYTER_BOOK = Path(sys.executable).with_name("jupyter-book")
+TOC = yaml.safe_load((ROOT / "_toc.yml").read_text())
+PAGES = [TOC["root"]] + [c["file"] for part in TOC["parts"] for c in part["chapters"]]
+CHAPTERS = [p for p in PAGES if re.match(r"chapters/\d\d_", p)]
+
+
+@pytest.fixture(scope="session")
+def book(tmp_path_factory):
+    out = tmp_path_factory.mktemp("book")
+    result = subprocess.run(
+        [str(JUPYTER_BOOK), "build", str(ROOT), "--path-output", str(out),
+         "-W", "-n", "--keep-going"],
+        capture_output=True, text=True, timeout=3600)
+    log = result.stdout + result.stderr
+    (out / "build.log").write_text(log)
+    return result.returncode, log, out / "_build" / "html"
+
+
+def page(book, name):
+    return (book[2] / f"{name}.html").read_text()
+
+
+def text_of(markup):
+    return html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", markup)))
+
+
+def test_build_exits_0_with_zero_warnings(book):
+    code, log, _ = book
+    assert code == 0, log[-5000:]
+    assert "WARNING" not in log, [line for line in log.splitlines() if "WARNING" in line]
+    assert "build succeeded." in log
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_every_page_is_built(book, name):
+    assert (book[2] / f"{name}.html").is_file()
+
+
+@pytest.mark.parametrize("name", [p for p in PAGES if p != "chapters/exec_stats"])
+def test_every_notebook_page_was_executed(book, name):
+    markup = page(book, name)
+    assert "cell_output" in markup
+    assert "Traceback" not in markup
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_chapter_has_the_template_anatomy(book, name):
+    markup = page(book, name)
+    text = text_of(markup)
+    for heading in ("Learning goals", "Exercises", "Self-check quiz", "Summary", "References"):
+        assert heading in text, heading
+    assert markup.count('class="exercise admonition"') >= 3
+    # every exercise's solution is on the page but folded away
+    assert markup.count('class="solution dropdown admonition"') == markup.count(
+        'class="exercise admonition"')
+    assert 'class="footnote' in markup  # citations resolved to the page's bibliography
+    assert "jupyterquiz" in markup or "jq-" in markup  # the quiz's script and styles
+    assert re.search(r"<img[^>]+src=\"[^\"]+\.png\"", markup)  # figures rendered
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_colab_link_opens_the_committed_learner_notebook(book, name):
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    repo = config["repository"]["url"].removeprefix("https://github.com/")
+    links = set(re.findall(r'href="(https://colab\.research\.google\.com/[^"]+)"', page(book, name)))
+    expected = (f"https://colab.research.google.com/github/{repo}/blob/"
+                f"{config['repository']['branch']}/{name}.ipynb")
+    assert expected in links
+    assert (ROOT / f"{name}.ipynb").is_file()
+
+
+def test_vgg_text_quotes_numbers_the_page_computed(book):
+    text = text_of(page(book, "chapters/01_vgg"))
+    assert re.search(r"Our VGG-16 has 138,357,544 parameters, exactly torchvision.s 138,357,544", text)
+    assert re.search(r"ends with \d+\.\d\d % test error", text)
+
+
+def test_execution_statistics_list_the_chapters(book):
+    text = text_of(page(book, "chapters/exec_stats"))
+    for name in CHAPTERS:
+        assert Path(name).name in text

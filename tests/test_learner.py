@@ -1,0 +1,148 @@
+"""The learner notebooks: generated from the chapters, in sync, free of solutions,
+runnable up to the first unsolved exercise, and passing with the solutions put back."""
+import re
+import sys
+from pathlib import Path
+
+import jupytext
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+import learner  # noqa: E402
+
+CHAPTERS = learner.chapters()
+IDS = [c.stem for c in CHAPTERS]
+
+
+def solution_cells(md_path):
+    """The chapter's code cells that sit between solution-start and solution-end."""
+    inside, cells = False, []
+    for cell in jupytext.read(md_path).cells:
+        if cell.cell_type == "markdown":
+            for line in cell.source.splitlines():
+                if "{solution-start}" in line:
+                    inside = True
+                elif "{solution-end}" in line:
+                    inside = False
+        elif inside:
+            cells.append(cell.source)
+    return cells
+
+
+def test_there_are_chapters():
+    assert CHAPTERS, "no numbered chapters found"
+
+
+@pytest.mark.parametrize("md", CHAPTERS, ids=IDS)
+def test_committed_notebook_is_in_sync(md):
+    committed = md.with_suffix(".ipynb")
+    assert committed.is_file(), f"run `make learner` to create {committed.name}"
+    assert committed.read_text() == learner.render(learner.learner_notebook(md)), (
+        f"{committed.name} is out of date: run `make learner`")
+
+
+@pytest.mark.parametrize("md", CHAPTERS, ids=IDS)
+def test_no_solution_text_leaks(md):
+    notebook = nbformat.reads(md.with_suffix(".ipynb").read_text(), as_version=4)
+    text = "\n".join(cell.source for cell in notebook.cells)
+    solutions = solution_cells(md)
+    assert solutions, "a chapter has exercises with solutions"
+    for source in solutions:
+        for line in source.splitlines():
+            line = line.strip()
+            # signatures (def ...) are in the stubs on purpose
+            if len(line) > 20 and not line.startswith(("def ", "#")):
+                assert line not in text, f"solution code leaked: {line}"
+    # the prose of the solutions is gone too
+    chapter = md.read_text()
+    for block in re.findall(r"\{solution-start\}.*?\n(.*?)\{solution-end\}", chapter, re.S):
+        for sentence in re.findall(r"^[A-Z][^`\n]{30,}$", block, re.M):
+            assert sentence not in text, f"solution prose leaked: {sentence}"
+
+
+@pytest.mark.parametrize("md", CHAPTERS, ids=IDS)
+def test_code_cells_are_the_chapters_minus_solutions(md):
+    notebook = nbformat.reads(md.with_suffix(".ipynb").read_text(), as_version=4)
+    code = [c.source for c in notebook.cells if c.cell_type == "code"]
+    solutions = solution_cells(md)
+    expected = [c.source for c in jupytext.read(md).cells
+                if c.cell_type == "code" and c.source not in solutions]
+    assert code[0] == learner.install_cell().source
+    assert code[1:] == expected
+
+
+@pytest.mark.parametrize("md", CHAPTERS, ids=IDS)
+def test_no_myst_markup_left_for_colab(md):
+    notebook = nbformat.reads(md.with_suffix(".ipynb").read_text(), as_version=4)
+    for cell in notebook.cells:
+        if cell.cell_type == "markdown":
+            assert not re.search(r"```\{|\{[\w:-]+\}`", cell.source), cell.source[:200]
+
+
+def test_install_cell_uses_the_configured_repository():
+    source = learner.install_cell().source
+    assert f"git+{learner.repository_url()}" in source
+    assert 'find_spec("deepres") is None' in source
+
+
+@pytest.mark.parametrize("markdown, problem", [
+    ("```{mystery}\nbody\n```", "unknown directive"),
+    ("text {unheard}`role`", "unknown role"),
+    ("see {footcite}`nobody2099`", "not in references.bib"),
+])
+def test_unknown_markup_is_refused(markdown, problem):
+    with pytest.raises(learner.UnknownMarkup, match=problem):
+        learner.Converter(learner.Bibliography()).markdown(markdown)
+
+
+def test_conversions():
+    converter = learner.Converter(learner.Bibliography())
+    out = converter.markdown(
+        "As {footcite}`he2016resnet,simonyan2015vgg` show, {glue:text}`gap:.2f` points.\n"
+        "```{note}\nA note.\n```\n"
+        "````{exercise-start} Title\n:label: x\n````\nDo it.\n"
+        "````{solution-start} x\n:class: dropdown\n````\nSecret.\n````{solution-end}\n````\n"
+        "```{footbibliography}\n```")
+    assert "(He et al., 2016; Simonyan & Zisserman, 2015)" in out
+    assert "`gap` points" in out
+    assert "> **Note**" in out and "### Exercise 1: Title" in out and "Do it." in out
+    assert "Secret" not in out and ":label:" not in out
+    assert "Deep Residual Learning for Image Recognition" in out
+
+
+def execute(notebook, tmp_path):
+    client = NotebookClient(notebook, timeout=900, kernel_name="python3", allow_errors=True,
+                            resources={"metadata": {"path": str(ROOT / "chapters")}})
+    client.execute()
+    return [(i, out) for i, cell in enumerate(notebook.cells) if cell.cell_type == "code"
+            for out in cell.get("outputs", []) if out.output_type == "error"]
+
+
+@pytest.mark.parametrize("md", CHAPTERS, ids=IDS)
+def test_learner_notebook_stops_only_at_unsolved_exercises(md, tmp_path):
+    notebook = nbformat.reads(md.with_suffix(".ipynb").read_text(), as_version=4)
+    errors = execute(notebook, tmp_path)
+    check_cells = [i for i, c in enumerate(notebook.cells)
+                   if c.cell_type == "code" and "check." in c.source]
+    assert check_cells, "a chapter has checked exercises"
+    # the first failure is the first exercise's check, and every failure is a check
+    # saying what to do - nothing else breaks (no dead end for the learner)
+    assert [i for i, _ in errors] == check_cells
+    for _, error in errors:
+        assert error.ename == "CheckFailed" and "not done yet" in error.evalue
+
+
+@pytest.mark.parametrize("md", CHAPTERS, ids=IDS)
+def test_learner_notebook_with_the_solutions_pasted_in_passes(md, tmp_path):
+    solutions = iter(solution_cells(md))
+    notebook = nbformat.reads(md.with_suffix(".ipynb").read_text(), as_version=4)
+    cells = []
+    for cell in notebook.cells:
+        cells.append(cell)
+        if cell.cell_type == "code" and "raise NotImplementedError" in cell.source:
+            cells.append(nbformat.v4.new_code_cell(next(solutions)))  # the learner's answer
+    notebook.cells = cells
+    assert execute(notebook, tmp_path) == []
