@@ -20,23 +20,29 @@ ENV_VAR = "DEEPRES_BUDGET"
 @dataclass(frozen=True)
 class Budget:
     name: str
-    dataset: str          # "fashion-mnist" or "cifar10"
-    train_size: int       # examples drawn (seeded) from the training set; 0 = all
-    test_size: int        # examples drawn from the test set; 0 = all
-    steps: int            # SGD iterations per training run
-    eval_every: int       # evaluate on the test subset every this many steps
+    dataset: str            # "fashion-mnist" or "cifar10"
+    train_size: int         # examples drawn (seeded) from the training set; 0 = all
+    test_size: int          # examples drawn from the test set; 0 = all
+    steps: int              # SGD iterations per training run
+    eval_every: int         # evaluate on the test subset every this many steps
     batch_size: int
-    width: float          # multiplier on the channel widths of the chapter's small nets
-    seeds: tuple          # seeds for experiments repeated over seeds
+    seeds: tuple            # seeds for experiments repeated over seeds
+    vgg_widths: tuple       # stage widths of chapter 1's small VGG-style networks
+    resnet_widths: tuple    # stage widths of the CIFAR-style networks (paper: 16, 32, 64)
+    resnet_image_size: int  # their input size (0 = the dataset's own)
 
 
 PROFILES = {
     "smoke": Budget("smoke", "fashion-mnist", train_size=1024, test_size=512, steps=20,
-                    eval_every=10, batch_size=64, width=0.5, seeds=(0, 1)),
+                    eval_every=10, batch_size=64, seeds=(0, 1), vgg_widths=(8, 16, 32),
+                    resnet_widths=(4, 8, 16), resnet_image_size=14),
     "laptop": Budget("laptop", "fashion-mnist", train_size=0, test_size=0, steps=1500,
-                     eval_every=250, batch_size=128, width=1.0, seeds=(0, 1)),
+                     eval_every=250, batch_size=128, seeds=(0, 1), vgg_widths=(16, 32, 64),
+                     resnet_widths=(8, 16, 32), resnet_image_size=14),
     "paper": Budget("paper", "cifar10", train_size=0, test_size=0, steps=64000,
-                    eval_every=2000, batch_size=128, width=4.0, seeds=(0, 1, 2)),
+                    eval_every=2000, batch_size=128, seeds=(0, 1, 2),
+                    vgg_widths=(64, 128, 256), resnet_widths=(16, 32, 64),
+                    resnet_image_size=0),
 }
 
 
@@ -72,7 +78,7 @@ def get_budget(name=None, device=None, verbose=True, **overrides):
     budget = replace(PROFILES[key], **overrides)
     if verbose:
         print(f"budget: {budget.name} ({budget.dataset}, {budget.steps} steps of batch "
-              f"{budget.batch_size}, width x{budget.width})\n"
+              f"{budget.batch_size}, seeds {budget.seeds})\n"
               f"        to change it, set {ENV_VAR} to smoke, laptop or paper")
     return budget
 

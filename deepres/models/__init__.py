@@ -1,3 +1,8 @@
+from .blocks import BasicBlock, PadShortcut, make_shortcut
+from .cifar import CifarNet, plain, resnet_cifar
+from .resnet import ResNet, from_torchvision, resnet
 from .vgg import CONFIGS as VGG_CONFIGS, VGG, make_features, vgg
 
-__all__ = ["VGG", "VGG_CONFIGS", "make_features", "vgg"]
+__all__ = ["BasicBlock", "CifarNet", "PadShortcut", "ResNet", "VGG", "VGG_CONFIGS",
+           "from_torchvision", "make_features", "make_shortcut", "plain", "resnet",
+           "resnet_cifar", "vgg"]

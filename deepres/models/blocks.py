@@ -1,0 +1,79 @@
+"""The building blocks of residual networks (He et al., 2016), shared by the CIFAR-style
+and the ImageNet-style networks.
+
+``shortcut`` selects the paper's options:
+
+* ``None``: no shortcut - the block of a *plain* network;
+* ``"A"``: identity shortcuts; where the shape changes, the identity is subsampled and
+  zero-padded with the new channels (no parameters: the paper's CIFAR choice);
+* ``"B"``: identity shortcuts, and 1x1 projections (with BN) where the shape changes
+  (the paper's ImageNet choice, and torchvision's);
+* ``"C"``: projections on every shortcut.
+"""
+import torch.nn.functional as F
+from torch import nn
+
+SHORTCUTS = (None, "A", "B", "C")
+
+
+def conv3x3(c_in, c_out, stride=1):
+    return nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False)
+
+
+def conv1x1(c_in, c_out, stride=1):
+    return nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False)
+
+
+class PadShortcut(nn.Module):
+    """Option A: take every ``stride``-th pixel and append zero channels."""
+
+    def __init__(self, c_in, c_out, stride):
+        super().__init__()
+        if c_out < c_in:
+            raise ValueError("option A can add channels, not remove them")
+        self.extra, self.stride = c_out - c_in, stride
+
+    def forward(self, x):                             # (B, C_in, H, W)
+        x = x[:, :, ::self.stride, ::self.stride]     # (B, C_in, H/s, W/s)
+        return F.pad(x, (0, 0, 0, 0, 0, self.extra))  # (B, C_out, H/s, W/s)
+
+
+def make_shortcut(kind, c_in, c_out, stride):
+    """The shortcut branch of a block, or None for a plain block."""
+    if kind not in SHORTCUTS:
+        raise ValueError(f"shortcut must be one of {SHORTCUTS}, got {kind!r}")
+    reshape = stride != 1 or c_in != c_out
+    if kind is None:
+        return None
+    if kind == "C" or (kind == "B" and reshape):
+        return nn.Sequential(conv1x1(c_in, c_out, stride), nn.BatchNorm2d(c_out))
+    if kind == "A" and reshape:
+        return PadShortcut(c_in, c_out, stride)
+    return nn.Identity()
+
+
+class BasicBlock(nn.Module):
+    """Figure 2 of the paper: y = ReLU(F(x) + x), F = conv-BN-ReLU-conv-BN.
+
+    With ``shortcut=None`` it is the plain block y = ReLU(F(x)). ``batch_norm=False``
+    leaves out the BN layers (for the experiments of the degradation chapter).
+    """
+
+    def __init__(self, c_in, c_out, stride=1, shortcut="A", batch_norm=True):
+        super().__init__()
+        norm = nn.BatchNorm2d if batch_norm else (lambda c: nn.Identity())
+        self.conv1 = conv3x3(c_in, c_out, stride)
+        self.bn1 = norm(c_out)
+        self.conv2 = conv3x3(c_out, c_out)
+        self.bn2 = norm(c_out)
+        self.shortcut = make_shortcut(shortcut, c_in, c_out, stride)
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        if self.shortcut is not None:
+            out = out + self.shortcut(x)  # the "+" of Figure 2
+        return F.relu(out)
+
+    def last_bn(self):
+        return self.bn2
