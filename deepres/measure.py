@@ -50,3 +50,17 @@ def layer_costs(model, x, kinds=(nn.Conv2d, nn.Linear)):
                          params=count_params(modules[name]), flops=flops,
                          out_shape=shapes[name]))
     return rows
+
+
+def layer_grad_norms(model, x, y):
+    """The L2 norm of the loss gradient with respect to the weight of each convolution
+    and fully connected layer, in the order ``model.modules()`` lists them (the forward
+    order, for this course's models). The loss is the cross-entropy on the batch (x, y);
+    the model is left in training mode, as during training."""
+    model.train()
+    model.zero_grad(set_to_none=True)
+    torch.nn.functional.cross_entropy(model(x), y).backward()
+    norms = [m.weight.grad.norm().item() for m in model.modules()
+             if isinstance(m, (nn.Conv2d, nn.Linear))]
+    model.zero_grad(set_to_none=True)
+    return norms

@@ -106,3 +106,152 @@ def test_crashing_code_is_reported_not_raised(checker):
 @pytest.mark.parametrize("checker", CHECKERS)
 def test_a_value_instead_of_a_function(checker):
     rejects(checker, 42, "pass the function you wrote")
+
+
+# --- chapter 2: the degradation problem ------------------------------------------
+
+import torch
+import torch.nn.functional as F
+
+from deepres.checks import degradation, residual
+from deepres.measure import layer_grad_norms
+from deepres.models import BasicBlock, PadShortcut, plain
+
+
+def test_grad_norms_accepts_the_answer():
+    assert degradation.grad_norms(layer_grad_norms)
+
+
+def accumulating(model, x, y):  # forgets to zero the gradients
+    F.cross_entropy(model(x), y).backward()
+    return [m.weight.grad.norm().item() for m in model.modules()
+            if isinstance(m, (nn.Conv2d, nn.Linear))]
+
+
+def squared(model, x, y):
+    return [n ** 2 for n in layer_grad_norms(model, x, y)]
+
+
+def with_biases(model, x, y):
+    model.zero_grad()
+    F.cross_entropy(model(x), y).backward()
+    return [p.grad.norm().item() for p in model.parameters()]
+
+
+@pytest.mark.parametrize("wrong, message", [
+    (accumulating, "gradients accumulate"),
+    (squared, "squared norms"),
+    (with_biases, "one per layer weight"),
+    (lambda m, x, y: layer_grad_norms(m, x, y)[::-1], "layer"),
+    (lambda m, x, y: 3.0, "list of numbers"),
+])
+def test_grad_norms_rejects(wrong, message):
+    rejects(degradation.grad_norms, wrong, message)
+
+
+def test_plain_net_accepts_the_answer():
+    assert degradation.plain_net(lambda n: plain(6 * n + 2))
+
+
+@pytest.mark.parametrize("wrong, message", [
+    (lambda n: plain(6 * n + 4 if n else 8), "6n+2"),  # depth wrong for every n
+    (lambda n: plain(6 * n + 2, widths=(16, 32, 32)), "Table 6"),
+    (lambda n: plain(6 * n + 2, batch_norm=False), "parameters; expected"),
+    (lambda n: __import__("deepres").models.resnet_cifar(6 * n + 2), "output differs"),
+])
+def test_plain_net_rejects(wrong, message):
+    rejects(degradation.plain_net, wrong, message)
+
+
+# --- chapter 3: residual blocks --------------------------------------------------
+
+def block_b(c_in, c_out, stride=1):
+    return BasicBlock(c_in, c_out, stride, shortcut="B")
+
+
+class NoShortcut(BasicBlock):
+    def __init__(self, c_in, c_out, stride=1):
+        super().__init__(c_in, c_out, stride, shortcut="B")
+
+    def forward(self, x):
+        return F.relu(self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x))))))
+
+
+class ReluBeforeAdd(BasicBlock):
+    def __init__(self, c_in, c_out, stride=1):
+        super().__init__(c_in, c_out, stride, shortcut="B")
+
+    def forward(self, x):
+        out = F.relu(self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x))))))
+        return out + self.shortcut(x)
+
+
+def test_basic_block_accepts_the_answer():
+    assert residual.basic_block(block_b)
+
+
+@pytest.mark.parametrize("wrong, message", [
+    (NoShortcut, "output differs"),
+    (ReluBeforeAdd, "output differs"),
+    (lambda c_in, c_out, stride=1: BasicBlock(c_in, c_out, stride, shortcut="A"),
+     "parameters; expected"),
+    (lambda c_in, c_out, stride=1: BasicBlock(c_in, c_out, 1, shortcut="B"), "shape"),
+    (lambda c_in, c_out, stride=1: BasicBlock(c_in, c_out, stride, shortcut="C"),
+     "parameters; expected"),
+])
+def test_basic_block_rejects(wrong, message):
+    rejects(residual.basic_block, wrong, message)
+
+
+def test_option_a_accepts_the_answer():
+    assert residual.option_a(lambda x, c, s: PadShortcut(x.shape[1], c, s)(x))
+
+
+def test_option_a_accepts_zeros_on_both_sides():
+    def symmetric(x, c_out, stride):
+        extra = c_out - x.shape[1]
+        return F.pad(x[:, :, ::stride, ::stride], (0, 0, 0, 0, extra // 2, extra - extra // 2))
+    assert residual.option_a(symmetric)
+
+
+@pytest.mark.parametrize("wrong, message", [
+    (lambda x, c, s: F.pad(F.avg_pool2d(x, s) if s > 1 else x, (0, 0, 0, 0, 0, c - x.shape[1])),
+     "you averaged"),
+    (lambda x, c, s: F.pad(x, (0, 0, 0, 0, 0, c - x.shape[1])), "has shape"),
+    (lambda x, c, s: F.pad(x[:, :, ::s, ::s], (0, 0, 0, 0, 0, c - x.shape[1]), value=1.0),
+     "must be zeros"),
+    (lambda x, c, s: x[:, :, ::s, ::s].repeat(1, 2, 1, 1)[:, :c], "must be zeros"),
+])
+def test_option_a_rejects(wrong, message):
+    rejects(residual.option_a, wrong, message)
+
+
+def reference_resnet_params(n):
+    convs = 9 * (3 * 16 + n * 2 * 16 * 16 + (16 * 32 + 32 * 32) + (2 * n - 2) * 32 * 32
+                 + (32 * 64 + 64 * 64) + (2 * n - 2) * 64 * 64)
+    bns = 2 * (16 + 2 * n * (16 + 32 + 64))
+    return convs + bns + 64 * 10 + 10
+
+
+def test_resnet_params_accepts_a_hand_computed_answer():
+    assert residual.resnet_params(reference_resnet_params)
+
+
+@pytest.mark.parametrize("wrong, message", [
+    (lambda n: reference_resnet_params(n) - 2 * (16 + 2 * n * (16 + 32 + 64)), "BatchNorm"),
+    (lambda n: reference_resnet_params(n) - 10, "10 biases"),
+    (lambda n: 270_000, "expected"),
+])
+def test_resnet_params_rejects(wrong, message):
+    rejects(residual.resnet_params, wrong, message)
+
+
+NEW_CHECKERS = [degradation.grad_norms, degradation.plain_net, residual.basic_block,
+                residual.option_a, residual.resnet_params]
+
+
+@pytest.mark.parametrize("checker", NEW_CHECKERS)
+def test_new_checkers_survive_stubs_crashes_and_values(checker):
+    rejects(checker, not_implemented, "not done yet")
+    rejects(checker, lambda *a: 1 / 0, "ZeroDivisionError")
+    rejects(checker, 42, "pass the function you wrote")

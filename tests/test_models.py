@@ -63,3 +63,81 @@ def test_layer_costs_add_up_for_vgg16():
     first = rows[0]
     assert first["out_shape"] == (64, 224, 224)
     assert first["flops"] == 2 * 64 * 224 * 224 * 3 * 9  # 2 FLOPs per multiply-add
+
+
+# --- residual networks ---------------------------------------------------------
+
+from deepres.models import (BasicBlock, PadShortcut, from_torchvision, plain, resnet,
+                            resnet_cifar)
+
+TABLE6 = {20: 0.27, 32: 0.46, 44: 0.66, 56: 0.85, 110: 1.7}  # millions; He et al., Table 6
+
+
+@pytest.mark.parametrize("depth", sorted(TABLE6))
+def test_cifar_resnet_counts_match_table_6(depth):
+    count = count_params(resnet_cifar(depth))
+    assert round(count / 1e6, 2 if depth < 110 else 1) == TABLE6[depth]
+    assert count_params(plain(depth)) == count  # option A adds no parameters
+
+
+@pytest.mark.parametrize("depth", [20, 56])
+def test_plain_and_residual_share_one_code_path(depth):
+    a, b = plain(depth), resnet_cifar(depth)
+    assert [type(m) for m in a.modules() if not isinstance(m, (nn.Identity, PadShortcut))] == \
+           [type(m) for m in b.modules() if not isinstance(m, (nn.Identity, PadShortcut))]
+    assert all(block.shortcut is None for block in a.blocks)
+    assert sum(isinstance(m, nn.Conv2d) for m in a.modules()) == depth - 1  # + 1 fc = depth
+
+
+def test_cifar_net_on_small_grey_images():
+    model = plain(20, widths=(8, 16, 32), in_channels=1)
+    assert model(torch.randn(3, 1, 14, 14)).shape == (3, 10)
+
+
+@pytest.mark.parametrize("depth", [0, 19, 21])
+def test_cifar_net_refuses_a_depth_that_is_not_6n_plus_2(depth):
+    with pytest.raises(ValueError, match="6n\\+2"):
+        resnet_cifar(depth)
+
+
+def test_unknown_shortcut_is_refused():
+    with pytest.raises(ValueError, match="shortcut must be one of"):
+        BasicBlock(8, 8, shortcut="D")
+
+
+def test_option_a_pads_zeros_and_subsamples():
+    x = torch.randn(2, 4, 6, 6)
+    y = PadShortcut(4, 10, 2)(x)
+    assert y.shape == (2, 10, 3, 3)
+    assert torch.equal(y[:, :4], x[:, :, ::2, ::2]) and not y[:, 4:].any()
+
+
+@pytest.mark.parametrize("shortcut, projections", [("A", 0), ("B", 2), ("C", 9)])
+def test_shortcut_options(shortcut, projections):
+    model = resnet_cifar(20, shortcut=shortcut)
+    n = sum(isinstance(b.shortcut, nn.Sequential) for b in model.blocks)
+    assert n == projections
+
+
+def test_zero_init_makes_every_block_the_identity():
+    block = BasicBlock(8, 8, shortcut="A")
+    nn.init.zeros_(block.last_bn().weight)
+    x = torch.relu(torch.randn(4, 8, 6, 6))  # a block's input is a ReLU's output
+    assert torch.equal(block(x), x)
+    model = resnet_cifar(20, zero_init_residual=True)
+    assert all(not b.bn2.weight.any() for b in model.blocks)
+
+
+@pytest.mark.parametrize("name, count", [("resnet18", 11_689_512), ("resnet34", 21_797_672)])
+def test_imagenet_resnet_equals_torchvision(name, count):
+    ours, theirs = resnet(name).eval(), getattr(torchvision.models, name)().eval()
+    assert count_params(ours) == count_params(theirs) == count
+    ours.load_state_dict(from_torchvision(theirs.state_dict()))
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(ours(x), theirs(x))
+
+
+def test_unknown_resnet():
+    with pytest.raises(ValueError, match="resnet18"):
+        resnet("resnet19")

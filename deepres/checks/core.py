@@ -109,17 +109,29 @@ def count_params(model):
 
 
 def copy_weights(source, target):
-    """Copy parameters and buffers from ``source`` into ``target`` by position, so names
-    may differ; returns an error message, or None if the shapes line up."""
+    """Copy parameters and buffers from ``source`` into ``target``: by name if the names
+    are the same, else by position; returns an error message, or None if it worked."""
+    if source.state_dict().keys() == target.state_dict().keys():
+        problem = _shape_mismatch(source.state_dict(), target.state_dict())
+        if problem is None:
+            target.load_state_dict(source.state_dict())
+        return problem
     src = list(source.state_dict().values())
     dst = target.state_dict()
     if len(src) != len(dst):
         return (f"your module has {len(dst)} weight tensors (parameters and buffers); "
                 f"the reference has {len(src)}")
-    for (name, t), s in zip(dst.items(), src):
+    problem = _shape_mismatch(dict(zip(dst.keys(), src)), dst)
+    if problem is None:
+        target.load_state_dict(dict(zip(dst.keys(), src)))
+    return problem
+
+
+def _shape_mismatch(reference, yours):
+    for (name, t), s in zip(yours.items(), reference.values()):
         if t.shape != s.shape:
-            return f"your tensor '{name}' has shape {tuple(t.shape)}, the reference's {tuple(s.shape)}"
-    target.load_state_dict(dict(zip(dst.keys(), src)))
+            return (f"your tensor '{name}' has shape {tuple(t.shape)} where the reference "
+                    f"has {tuple(s.shape)} (are the layers created in the same order?)")
     return None
 
 

@@ -1,0 +1,83 @@
+"""Checkers for the degradation chapter's exercises."""
+import torch
+from torch import nn
+
+from ..measure import count_params, layer_grad_norms
+from ..models.cifar import plain
+from .core import CRASHED, compare_modules, run_checks
+
+
+def _models():
+    torch.manual_seed(0)
+    return [plain(8, widths=(4, 8, 16), in_channels=1),
+            nn.Sequential(nn.Flatten(), nn.Linear(196, 32), nn.ReLU(), nn.Linear(32, 10))]
+
+
+def grad_norms(fn):
+    """``fn(model, x, y)``: the list of per-layer gradient norms, as layer_grad_norms."""
+    def body(check):
+        x, y = torch.randn(16, 1, 14, 14), torch.arange(16) % 10
+        for model in _models():
+            want = layer_grad_norms(model, x, y)
+            got = check.call(fn, model, x, y, label="grad_norms(model, x, y)")
+            if got is CRASHED:
+                continue
+            try:
+                got = [float(v) for v in got]
+            except (TypeError, ValueError):
+                check.fail(f"grad_norms should return a list of numbers, got {type(got).__name__}")
+                continue
+            if len(got) != len(want):
+                check.fail(f"you returned {len(got)} norms for a model with {len(want)} "
+                           f"convolution and linear layers: one per layer weight "
+                           f"(not biases, not BatchNorm)")
+                continue
+            ok = torch.allclose(torch.tensor(got), torch.tensor(want), rtol=1e-4, atol=1e-8)
+            if ok:
+                check.expect(True, "")
+                again = check.call(fn, model, x, y, label="calling grad_norms twice")
+                if again is not CRASHED:
+                    check.expect(torch.allclose(torch.tensor([float(v) for v in again]),
+                                                torch.tensor(want), rtol=1e-4),
+                                 "a second call gives different norms: gradients "
+                                 "accumulate; zero them first (model.zero_grad())")
+            elif torch.allclose(torch.tensor(got), torch.tensor(want) ** 2, rtol=1e-4):
+                check.fail("those are squared norms: take the square root (tensor.norm())")
+            else:
+                worst = max(range(len(want)), key=lambda i: abs(got[i] - want[i]))
+                check.fail(f"layer {worst}: you got {got[worst]:.4g}, expected {want[worst]:.4g}")
+
+    return run_checks("Exercise: per-layer gradient norms", body, answer=fn,
+                      hint="compute the cross-entropy loss of model(x) against y, call "
+                           "backward(), then for each nn.Conv2d and nn.Linear m in "
+                           "model.modules() take m.weight.grad.norm().")
+
+
+def plain_net(fn):
+    """``fn(n)``: the plain CIFAR network of depth 6n+2 (3 input channels, 10 classes)."""
+    def body(check):
+        for n in (1, 3):
+            depth = 6 * n + 2
+            what = f"plain_net({n})"
+            model = check.call(fn, n, label=what)
+            if model is CRASHED or not isinstance(model, nn.Module):
+                check.expect(model is CRASHED, f"{what} should return an nn.Module")
+                continue
+            convs = sum(isinstance(m, nn.Conv2d) for m in model.modules())
+            linears = sum(isinstance(m, nn.Linear) for m in model.modules())
+            check.expect(convs + linears == depth,
+                         f"{what} has {convs} convolutions and {linears} linear layers: "
+                         f"depth {depth} means {depth - 1} convolutions and 1 linear layer")
+            if n == 3:
+                count = count_params(model)
+                check.expect(round(count / 1e6, 2) == 0.27,
+                             f"plain_net(3) has {count:,} parameters; Table 6 of the paper "
+                             f"says 0.27M for depth 20")
+            compare_modules(check, lambda: fn(n), lambda: plain(depth),
+                            [torch.randn(2, 3, 32, 32)], what=what)
+
+    return run_checks("Exercise: a plain network of depth 6n+2", body, answer=fn,
+                      hint="a 3x3 conv (16 filters) + BN + ReLU; then for widths 16, 32, "
+                           "64, n blocks of [conv-BN-ReLU-conv-BN-ReLU], the first conv of "
+                           "the 32 and 64 stages with stride 2; then average pooling and "
+                           "nn.Linear(64, 10). Convolutions have bias=False.")
