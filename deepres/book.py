@@ -4,16 +4,16 @@ from importlib import resources
 
 
 def glue(name, value, fmt=None):
-    """Print ``name = value`` and hand the value to the book's text (myst-nb ``glue``),
-    so the prose can quote what the page computed. Without myst-nb (e.g. in Colab) it
-    only prints."""
+    """Print ``name = value`` and hand it to the book's text (myst-nb ``glue``), formatted
+    with ``fmt``, so the prose quotes exactly what the page printed. Without myst-nb
+    (e.g. in Colab) it only prints."""
     shown = format(value, fmt) if fmt else str(value)
     print(f"{name} = {shown}")
     try:
         from myst_nb import glue as myst_glue
     except ImportError:
         return
-    myst_glue(name, value, display=False)
+    myst_glue(name, shown, display=False)
 
 
 def quiz(chapter):

@@ -36,7 +36,7 @@ PROFILES = {
     "smoke": Budget("smoke", "fashion-mnist", train_size=1024, test_size=512, steps=20,
                     eval_every=10, batch_size=64, seeds=(0, 1), vgg_widths=(8, 16, 32),
                     resnet_widths=(4, 8, 16), resnet_image_size=14),
-    "laptop": Budget("laptop", "fashion-mnist", train_size=0, test_size=0, steps=1500,
+    "laptop": Budget("laptop", "fashion-mnist", train_size=0, test_size=0, steps=1000,
                      eval_every=250, batch_size=128, seeds=(0, 1), vgg_widths=(16, 32, 64),
                      resnet_widths=(8, 16, 32), resnet_image_size=14),
     "paper": Budget("paper", "cifar10", train_size=0, test_size=0, steps=64000,
