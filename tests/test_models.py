@@ -141,3 +141,82 @@ def test_imagenet_resnet_equals_torchvision(name, count):
 def test_unknown_resnet():
     with pytest.raises(ValueError, match="resnet18"):
         resnet("resnet19")
+
+
+# --- bottlenecks, ResNeXt, DenseNet ----------------------------------------------
+
+from deepres.models import Bottleneck, DenseBlock, DenseNet, densenet121, densenet_bc_cifar
+
+TORCHVISION_COUNTS = {"resnet50": 25_557_032, "resnet101": 44_549_160,
+                      "resnet152": 60_192_808, "resnext50_32x4d": 25_028_904}
+
+
+@pytest.mark.parametrize("name", sorted(TORCHVISION_COUNTS))
+def test_bottleneck_networks_equal_torchvision(name):
+    ours, theirs = resnet(name).eval(), getattr(torchvision.models, name)().eval()
+    assert count_params(ours) == count_params(theirs) == TORCHVISION_COUNTS[name]
+    ours.load_state_dict(from_torchvision(theirs.state_dict()))
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(ours(x), theirs(x))
+
+
+def test_resnext_blocks_are_grouped_by_cardinality():
+    model = resnet("resnext50_32x4d")
+    blocks = [m for m in model.modules() if isinstance(m, Bottleneck)]
+    assert len(blocks) == 16
+    for block in blocks:
+        assert block.conv2.groups == 32
+        assert block.conv2.in_channels == 32 * 4 * block.conv3.out_channels // 256
+        assert block.conv1.groups == block.conv3.groups == 1
+
+
+def test_stride_placement_changes_flops_not_parameters():
+    x = torch.randn(1, 3, 224, 224)
+    v15, v1 = resnet("resnet50"), resnet("resnet50", stride_in_1x1=True)
+    assert count_params(v15) == count_params(v1)
+    assert count_flops(v1, x) < count_flops(v15, x)
+    assert round(count_flops(v15, x) / 2e9, 2) == 4.09  # torchvision's documented GFLOPS
+
+
+def test_bottleneck_shapes():
+    block = Bottleneck(64, 64, stride=2)
+    assert block(torch.randn(2, 64, 8, 8)).shape == (2, 256, 4, 4)
+    assert Bottleneck(256, 64)(torch.randn(1, 256, 4, 4)).shape == (1, 256, 4, 4)
+
+
+def test_densenet121_equals_torchvision():
+    ours, theirs = densenet121().eval(), torchvision.models.densenet121().eval()
+    assert count_params(ours) == count_params(theirs) == 7_978_856
+    ours.load_state_dict(theirs.state_dict())  # same names
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(ours(x), theirs(x))
+
+
+def test_dense_block_grows_by_growth_rate():
+    block = DenseBlock(n_layers=5, c_in=16, growth_rate=12)
+    assert block(torch.randn(2, 16, 8, 8)).shape == (2, 16 + 5 * 12, 8, 8)
+
+
+def test_memory_efficient_densenet_gives_same_outputs_and_gradients():
+    torch.manual_seed(0)
+    plain_net = densenet_bc_cifar(40, growth_rate=6, in_channels=1)
+    efficient = densenet_bc_cifar(40, growth_rate=6, in_channels=1, memory_efficient=True)
+    efficient.load_state_dict(plain_net.state_dict())
+    x = torch.randn(4, 1, 14, 14)
+    out_a, out_b = plain_net(x), efficient(x)
+    assert torch.allclose(out_a, out_b, atol=1e-5)
+    out_a.square().sum().backward()
+    out_b.square().sum().backward()
+    for (name, p), q in zip(plain_net.named_parameters(), efficient.parameters()):
+        assert q.grad is not None, name
+        assert torch.allclose(p.grad, q.grad, atol=1e-5), name
+
+
+def test_densenet_bc_cifar_count_and_bad_depth():
+    assert round(count_params(densenet_bc_cifar(100)) / 1e6, 1) == 0.8  # Huang et al., Table 2
+    with pytest.raises(ValueError, match="6n\\+4"):
+        densenet_bc_cifar(99)
+    with pytest.raises(ValueError, match="stem"):
+        DenseNet(stem="tiny")

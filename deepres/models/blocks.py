@@ -77,3 +77,44 @@ class BasicBlock(nn.Module):
 
     def last_bn(self):
         return self.bn2
+
+
+class Bottleneck(nn.Module):
+    """Figure 5 (right) of He et al.: 1x1 (reduce) - 3x3 - 1x1 (restore, x4 channels).
+
+    ``planes`` is the width of the 3x3 layer for a plain ResNet; the block outputs
+    ``4 * planes`` channels. With ``groups`` (the *cardinality*) and ``width_per_group``
+    it is the ResNeXt block of Xie et al. (2017): the inner width becomes
+    ``int(planes * width_per_group / 64) * groups`` and the 3x3 convolution is grouped.
+
+    ``stride_in_1x1=True`` puts the stride on the first 1x1 convolution, as the paper's
+    original implementation did; the default puts it on the 3x3 convolution, as
+    torchvision ("ResNet v1.5") does, which costs more FLOPs but is more accurate.
+    """
+    expansion = 4
+
+    def __init__(self, c_in, planes, stride=1, shortcut="B", groups=1, width_per_group=64,
+                 stride_in_1x1=False):
+        super().__init__()
+        width = int(planes * width_per_group / 64) * groups
+        c_out = planes * self.expansion
+        s1, s3 = (stride, 1) if stride_in_1x1 else (1, stride)
+        self.conv1 = conv1x1(c_in, width, s1)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.conv2 = nn.Conv2d(width, width, 3, stride=s3, padding=1, groups=groups,
+                               bias=False)
+        self.bn2 = nn.BatchNorm2d(width)
+        self.conv3 = conv1x1(width, c_out)
+        self.bn3 = nn.BatchNorm2d(c_out)
+        self.shortcut = make_shortcut(shortcut, c_in, c_out, stride)
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))    # 1x1: reduce to `width` channels
+        out = F.relu(self.bn2(self.conv2(out)))  # 3x3 (grouped for ResNeXt)
+        out = self.bn3(self.conv3(out))          # 1x1: restore to 4 * planes channels
+        if self.shortcut is not None:
+            out = out + self.shortcut(x)
+        return F.relu(out)
+
+    def last_bn(self):
+        return self.bn3
