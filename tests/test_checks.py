@@ -255,3 +255,177 @@ def test_new_checkers_survive_stubs_crashes_and_values(checker):
     rejects(checker, not_implemented, "not done yet")
     rejects(checker, lambda *a: 1 / 0, "ZeroDivisionError")
     rejects(checker, 42, "pass the function you wrote")
+
+
+# --- chapters 4-6: bottlenecks, ResNeXt, DenseNet ---------------------------------
+
+from deepres.checks import bottleneck, densenet, resnext
+from deepres.measure import count_params
+from deepres.models import Bottleneck, DenseBlock, DenseLayer
+
+
+def test_bottleneck_block_accepts_the_answer():
+    assert bottleneck.bottleneck_block(lambda c, p, s=1: Bottleneck(c, p, s, shortcut="B"))
+
+
+@pytest.mark.parametrize("wrong, message", [
+    (lambda c, p, s=1: Bottleneck(c, p, s, shortcut="C"), "parameters; expected"),
+    (lambda c, p, s=1: Bottleneck(c, p, s, shortcut="B", stride_in_1x1=True), "output differs"),
+    (lambda c, p, s=1: Bottleneck(c, p, s, shortcut=None), "parameters; expected"),
+    (lambda c, p, s=1: Bottleneck(c, p, 1, shortcut="B"), "shape"),
+])
+def test_bottleneck_block_rejects(wrong, message):
+    rejects(bottleneck.bottleneck_block, wrong, message)
+
+
+def reference_bottleneck_params(c_in, planes, stride):
+    total = c_in * planes + 9 * planes * planes + planes * 4 * planes + 2 * (6 * planes)
+    if stride != 1 or c_in != 4 * planes:
+        total += c_in * 4 * planes + 2 * 4 * planes
+    return total
+
+
+def test_bottleneck_params_accepts_a_hand_computed_answer():
+    assert bottleneck.bottleneck_params(reference_bottleneck_params)
+
+
+@pytest.mark.parametrize("wrong, message", [
+    (lambda c, p, s: c * p + 9 * p * p + 4 * p * p + (c * 4 * p if s != 1 or c != 4 * p else 0),
+     "BatchNorm"),
+    (lambda c, p, s: c * p + 9 * p * p + 4 * p * p + 12 * p, "projection"),
+    (lambda c, p, s: 70_000, "expected"),
+])
+def test_bottleneck_params_rejects(wrong, message):
+    rejects(bottleneck.bottleneck_params, wrong, message)
+
+
+def split_conv(x, conv):
+    xs = torch.chunk(x, conv.groups, dim=1)
+    ws = torch.chunk(conv.weight, conv.groups, dim=0)
+    return torch.cat([F.conv2d(a, w, stride=conv.stride, padding=conv.padding)
+                      for a, w in zip(xs, ws)], dim=1)
+
+
+def test_grouped_conv_accepts_the_answer():
+    assert resnext.grouped_conv(split_conv)
+
+
+@pytest.mark.parametrize("wrong, message", [
+    (lambda x, conv: F.conv2d(x, conv.weight.repeat(1, conv.groups, 1, 1),
+                              stride=conv.stride, padding=conv.padding), "differs"),
+    (lambda x, conv: torch.cat([F.conv2d(a, w, padding=conv.padding) for a, w in zip(
+        torch.chunk(x, conv.groups, 1), torch.chunk(conv.weight, conv.groups, 0))], 1), "shape"),
+    (lambda x, conv: torch.cat([F.conv2d(a, w, stride=conv.stride, padding=conv.padding)
+                                for a, w in zip(torch.chunk(x, conv.groups, 1),
+                                                torch.chunk(conv.weight, conv.groups, 0))][::-1], 1),
+     "differs"),
+])
+def test_grouped_conv_rejects(wrong, message):
+    rejects(resnext.grouped_conv, wrong, message)
+
+
+def solve_width(c):
+    import math
+    target = 256 * 64 * 2 + 9 * 64 * 64
+    return round((-512 * c + math.sqrt((512 * c) ** 2 + 36 * c * target)) / (18 * c))
+
+
+def test_width_for_cardinality_accepts_the_answer():
+    assert resnext.width_for_cardinality(solve_width)
+
+
+@pytest.mark.parametrize("wrong, message", [
+    (lambda c: 64 // c, "Table 2"),
+    (lambda c: int(64 / c ** 0.5), "Table 2"),
+    (lambda c: "4d", "expected a width"),
+])
+def test_width_for_cardinality_rejects(wrong, message):
+    rejects(resnext.width_for_cardinality, wrong, message)
+
+
+class LayerOnTensor(nn.Module):
+    def __init__(self, c_in, k):
+        super().__init__()
+        self.layer = DenseLayer(c_in, k)
+
+    def forward(self, x):
+        return self.layer([x])
+
+
+class NoBottleneckLayer(nn.Module):  # DenseNet without B: BN-ReLU-Conv3x3 only
+    def __init__(self, c_in, k):
+        super().__init__()
+        self.norm1, self.conv1 = nn.BatchNorm2d(c_in), nn.Conv2d(c_in, k, 3, padding=1, bias=False)
+
+    def forward(self, x):
+        return self.conv1(torch.relu(self.norm1(x)))
+
+
+def test_dense_layer_accepts_the_answer():
+    assert densenet.dense_layer(LayerOnTensor)
+
+
+@pytest.mark.parametrize("wrong, message", [
+    (NoBottleneckLayer, "parameters; expected"),
+    (lambda c, k: nn.Sequential(nn.BatchNorm2d(c), nn.ReLU(), nn.Conv2d(c, 4 * k, 1, bias=False),
+                                nn.BatchNorm2d(4 * k), nn.ReLU(), nn.Conv2d(4 * k, k, 3, padding=1)),
+     "parameters; expected"),
+])
+def test_dense_layer_rejects(wrong, message):
+    rejects(densenet.dense_layer, wrong, message)
+
+
+class ResidualNotDense(nn.Module):  # adds instead of concatenating
+    def __init__(self, n, c_in, k):
+        super().__init__()
+        self.layers = nn.ModuleList(LayerOnTensor(c_in, c_in) for _ in range(n))
+
+    def forward(self, x):
+        for layer in self.layers:
+            x = x + layer(x)
+        return x
+
+
+class LastOnly(DenseBlock):  # concatenates only the input and the last layer's output
+    def forward(self, x):
+        features = [x]
+        for layer in self.values():
+            features.append(layer(features))
+        return torch.cat([x, features[-1]], 1)
+
+
+def test_dense_block_accepts_the_answer():
+    assert densenet.dense_block(DenseBlock)
+
+
+@pytest.mark.parametrize("wrong, message", [
+    (ResidualNotDense, "c_in + n_layers * k"),
+    (LastOnly, "c_in + n_layers * k"),
+])
+def test_dense_block_rejects(wrong, message):
+    rejects(densenet.dense_block, wrong, message)
+
+
+def test_transition_channels_accepts_the_answer():
+    assert densenet.transition_channels(lambda c, n, k, t: int((c + n * k) * t))
+
+
+@pytest.mark.parametrize("wrong, message", [
+    (lambda c, n, k, t: int(c * t), "adds n_layers * k"),
+    (lambda c, n, k, t: (c + n * k) * t, "round down"),
+    (lambda c, n, k, t: c + n * k, "expected"),
+])
+def test_transition_channels_rejects(wrong, message):
+    rejects(densenet.transition_channels, wrong, message)
+
+
+LATER_CHECKERS = [bottleneck.bottleneck_block, bottleneck.bottleneck_params,
+                  resnext.grouped_conv, resnext.width_for_cardinality, densenet.dense_layer,
+                  densenet.dense_block, densenet.transition_channels]
+
+
+@pytest.mark.parametrize("checker", LATER_CHECKERS)
+def test_later_checkers_survive_stubs_crashes_and_values(checker):
+    rejects(checker, not_implemented, "not done yet")
+    rejects(checker, lambda *a: 1 / 0, "ZeroDivisionError")
+    rejects(checker, 42, "pass the function you wrote")

@@ -20,26 +20,31 @@ def basic_block(cls):
             compare_modules(check, lambda: cls(c_in, c_out, stride),
                             lambda: BasicBlock(c_in, c_out, stride, shortcut="B"), [x],
                             what=what)
-        # the shortcut must be there: with the residual branch silenced, a block with an
-        # identity shortcut passes its (non-negative) input through unchanged
-        block = check.call(cls, 8, 8, 1, label="your block(8, 8, 1)")
-        if isinstance(block, nn.Module):
-            for m in block.modules():
-                if isinstance(m, nn.BatchNorm2d):
-                    nn.init.zeros_(m.weight)
-            x = torch.rand(2, 8, 8, 8)
-            out = check.call(block.eval(), x, label="the block with its BN scales set to 0")
-            if out is not CRASHED:
-                check.expect(torch.allclose(out, x, atol=1e-6),
-                             "with every BN scale at 0 the block should return its input "
-                             "(the identity shortcut); yours does not - is the shortcut added "
-                             "before the last ReLU?")
+        identity_when_silenced(check, cls, (8, 8, 1), channels=8)
 
     return run_checks("Exercise: the basic block", body, answer=cls,
                       hint="out = relu(bn1(conv1(x))); out = bn2(conv2(out)); then add "
                            "shortcut(x), where shortcut is a 1x1 conv (stride, no bias) + BN "
                            "if the stride or the channels change and the identity otherwise; "
                            "finally relu. Create conv1, bn1, conv2, bn2, shortcut in that order.")
+
+
+def identity_when_silenced(check, cls, args, channels):
+    """The shortcut must be there: with every BN scale at 0 the residual branch is 0, so a
+    block with an identity shortcut passes its (non-negative) input through unchanged."""
+    block = check.call(cls, *args, label=f"your block{args}")
+    if not isinstance(block, nn.Module):
+        return
+    for m in block.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            nn.init.zeros_(m.weight)
+    x = torch.rand(2, channels, 8, 8)
+    out = check.call(block.eval(), x, label="the block with its BN scales set to 0")
+    if out is not CRASHED:
+        check.expect(isinstance(out, torch.Tensor) and torch.allclose(out, x, atol=1e-6),
+                     "with every BN scale at 0 the block should return its input (the "
+                     "identity shortcut); yours does not - is the shortcut added before "
+                     "the last ReLU?")
 
 
 def option_a(fn):

@@ -10,26 +10,38 @@ CIFAR choice), ``"B"`` or ``"C"`` for residual.
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import BasicBlock, conv3x3
+from .blocks import BasicBlock, Bottleneck, conv3x3
 
 
 class CifarNet(nn.Module):
-    """Plain or residual network of depth 6n+2 (20, 32, 44, 56, 110, ... for n=3, 5, ...)."""
+    """Plain or residual network of depth 6n+2 (20, 32, 44, 56, 110, ... for n=3, 5, ...).
+
+    With ``bottleneck=True`` the blocks are bottlenecks (depth 9n+2, as ResNet-164 of He
+    et al., 2016b) and ``bottleneck_options`` (groups, width_per_group) make it ResNeXt.
+    """
 
     def __init__(self, depth=20, shortcut="A", widths=(16, 32, 64), in_channels=3,
-                 num_classes=10, batch_norm=True, zero_init_residual=False):
+                 num_classes=10, batch_norm=True, zero_init_residual=False,
+                 bottleneck=False, **bottleneck_options):
         super().__init__()
-        if depth < 8 or (depth - 2) % 6:
-            raise ValueError(f"depth must be 6n+2 with n >= 1 (8, 14, 20, 32, ...); got {depth}")
-        n = (depth - 2) // 6
+        layers_per_block = 3 if bottleneck else 2
+        if depth < 3 * layers_per_block + 2 or (depth - 2) % (3 * layers_per_block):
+            raise ValueError(f"depth must be {3 * layers_per_block}n+2 with n >= 1 "
+                             f"for {'bottleneck' if bottleneck else 'basic'} blocks; got {depth}")
+        n = (depth - 2) // (3 * layers_per_block)
         self.conv = conv3x3(in_channels, widths[0])
         self.bn = nn.BatchNorm2d(widths[0]) if batch_norm else nn.Identity()
         blocks, c_in = [], widths[0]
-        for stage, c_out in enumerate(widths):
+        for stage, width in enumerate(widths):
             for i in range(n):
                 stride = 2 if stage > 0 and i == 0 else 1
-                blocks.append(BasicBlock(c_in, c_out, stride, shortcut, batch_norm))
-                c_in = c_out
+                if bottleneck:  # `width` is the block's planes; it outputs 4 * width
+                    block = Bottleneck(c_in, width, stride, shortcut, **bottleneck_options)
+                    c_in = width * Bottleneck.expansion
+                else:
+                    block = BasicBlock(c_in, width, stride, shortcut, batch_norm)
+                    c_in = width
+                blocks.append(block)
         self.blocks = nn.Sequential(*blocks)
         self.fc = nn.Linear(c_in, num_classes)
         for m in self.modules():
