@@ -4,13 +4,22 @@ nbval only collects .ipynb files. Rather than converting the chapters on disk, w
 each chapter with jupytext and hand nbval the notebook: the kernel still runs in
 chapters/, as in the book build. The learner notebooks (chapters/*.ipynb) are not run
 by nbval: they stop at unsolved exercises by design, and tests/test_learner.py runs them.
+
+The notebooks that the tests execute (nbval, learner notebooks) run with the ``smoke``
+budget unless DEEPRES_BUDGET says otherwise: they check that every cell runs and every
+check passes, in seconds. The book build (tests/test_book.py) executes every chapter
+again with the budget the machine would choose, the numbers the book shows.
 """
+import os
 from unittest import mock
 
 import jupytext
 import pytest
 
 collect_ignore_glob = ["chapters/*.ipynb", "_build", ".venv"]
+
+BOOK_BUDGET = os.environ.get("DEEPRES_BUDGET")  # for the book build: the user's choice
+os.environ.setdefault("DEEPRES_BUDGET", "smoke")  # for kernels started by the tests
 
 
 def _is_chapter(path):

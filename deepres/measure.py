@@ -64,3 +64,41 @@ def layer_grad_norms(model, x, y):
              if isinstance(m, (nn.Conv2d, nn.Linear))]
     model.zero_grad(set_to_none=True)
     return norms
+
+
+def train_step_memory(model_code, input_shape, repeats=3):
+    """Peak memory and time of forward + backward passes, measured in a fresh Python
+    process (tracemalloc does not see torch's memory; a process's peak only grows).
+
+    ``model_code`` is a Python expression that builds the model, with everything in
+    ``deepres.models`` in scope, e.g. ``"densenet_bc_cifar(40)"``. Returns
+    ``dict(peak_mb, step_mb, seconds)``: the process's peak resident memory, the part of
+    it added by the passes, and the median time of one pass.
+    """
+    import json
+    import subprocess
+    import sys
+
+    script = f"""
+import json, resource, sys, time, torch
+from deepres.models import *
+torch.manual_seed(0)
+torch.set_num_threads({torch.get_num_threads()})
+model = {model_code}
+x = torch.randn{tuple(input_shape)}
+scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KiB on Linux
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
+times = []
+for _ in range({repeats}):
+    model.zero_grad(set_to_none=True)
+    start = time.perf_counter()
+    model(x).sum().backward()
+    times.append(time.perf_counter() - start)
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
+print(json.dumps(dict(peak_mb=peak / 2**20, step_mb=(peak - before) / 2**20,
+                      seconds=sorted(times)[len(times) // 2])))
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"the measurement process failed:\n{result.stderr[-2000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
