@@ -1,10 +1,8 @@
 """Checkers for the bottleneck chapter's exercises."""
-import torch
-
 from ..measure import count_params
 from ..models.blocks import Bottleneck
-from .core import CRASHED, compare_modules, run_checks
-from .residual import identity_when_silenced
+from .core import CRASHED, run_checks
+from .residual import compare_blocks, identity_when_silenced
 
 CASES = [(64, 16, 1, "identity shortcut"), (32, 16, 1, "projection, more channels"),
          (64, 16, 2, "projection, stride 2"), (64, 32, 2, "projection, both")]
@@ -13,11 +11,8 @@ CASES = [(64, 16, 1, "identity shortcut"), (32, 16, 1, "projection, more channel
 def bottleneck_block(cls):
     """``cls(c_in, planes, stride)``: the bottleneck block, outputs 4 * planes channels."""
     def body(check):
-        for c_in, planes, stride, case in CASES:
-            what = f"your block({c_in}, {planes}, stride={stride}) [{case}]"
-            compare_modules(check, lambda: cls(c_in, planes, stride),
-                            lambda: Bottleneck(c_in, planes, stride, shortcut="B"),
-                            [torch.randn(2, c_in, 8, 8)], what=what)
+        compare_blocks(check, cls, lambda c_in, planes, stride: Bottleneck(
+            c_in, planes, stride, shortcut="B"), CASES)
         identity_when_silenced(check, cls, (64, 16, 1), channels=64)
 
     return run_checks("Exercise: the bottleneck block", body, answer=cls,

@@ -14,12 +14,8 @@ BLOCK_CASES = [(8, 8, 1, "identity shortcut"), (8, 16, 2, "projection, stride 2"
 def basic_block(cls):
     """``cls(c_in, c_out, stride)``: the basic block with option-B shortcuts."""
     def body(check):
-        for c_in, c_out, stride, case in BLOCK_CASES:
-            what = f"your block({c_in}, {c_out}, stride={stride}) [{case}]"
-            x = torch.randn(2, c_in, 8, 8)
-            compare_modules(check, lambda: cls(c_in, c_out, stride),
-                            lambda: BasicBlock(c_in, c_out, stride, shortcut="B"), [x],
-                            what=what)
+        compare_blocks(check, cls, lambda c_in, c_out, stride: BasicBlock(
+            c_in, c_out, stride, shortcut="B"), BLOCK_CASES)
         identity_when_silenced(check, cls, (8, 8, 1), channels=8)
 
     return run_checks("Exercise: the basic block", body, answer=cls,
@@ -27,6 +23,15 @@ def basic_block(cls):
                            "shortcut(x), where shortcut is a 1x1 conv (stride, no bias) + BN "
                            "if the stride or the channels change and the identity otherwise; "
                            "finally relu. Create conv1, bn1, conv2, bn2, shortcut in that order.")
+
+
+def compare_blocks(check, cls, make_reference, cases):
+    """compare_modules for a learner's block class on (c_in, c_out, stride, case) cases."""
+    for c_in, c_out, stride, case in cases:
+        what = f"your block({c_in}, {c_out}, stride={stride}) [{case}]"
+        compare_modules(check, lambda: cls(c_in, c_out, stride),
+                        lambda: make_reference(c_in, c_out, stride),
+                        [torch.randn(2, c_in, 8, 8)], what=what)
 
 
 def identity_when_silenced(check, cls, args, channels):
