@@ -68,7 +68,8 @@ def layer_grad_norms(model, x, y):
 
 def train_step_memory(model_code, input_shape, repeats=3):
     """Peak memory and time of forward + backward passes, measured in a fresh Python
-    process (tracemalloc does not see torch's memory; a process's peak only grows).
+    process (tracemalloc does not see torch's memory). On Linux the process's peak
+    resident memory is reset just before the passes; elsewhere it is the lifetime peak.
 
     ``model_code`` is a Python expression that builds the model, with everything in
     ``deepres.models`` in scope, e.g. ``"densenet_bc_cifar(40)"``. Returns
@@ -80,21 +81,38 @@ def train_step_memory(model_code, input_shape, repeats=3):
     import sys
 
     script = f"""
-import json, resource, sys, time, torch
+import json, re, resource, sys, time, torch
 from deepres.models import *
+
+
+def memory():
+    \"\"\"(resident, peak) in bytes; the peak since the last reset where Linux allows one.\"\"\"
+    try:
+        status = open("/proc/self/status").read()
+        kb = lambda key: int(re.search(key + r":\\s+(\\d+) kB", status).group(1)) * 1024
+        return kb("VmRSS"), kb("VmHWM")
+    except OSError:  # not Linux: ru_maxrss, the peak over the process's life
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        peak *= 1 if sys.platform == "darwin" else 1024
+        return peak, peak
+
+
 torch.manual_seed(0)
 torch.set_num_threads({torch.get_num_threads()})
 model = {model_code}
 x = torch.randn{tuple(input_shape)}
-scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KiB on Linux
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
+try:  # reset the peak to the current resident memory (Linux)
+    open("/proc/self/clear_refs", "w").write("5")
+except OSError:
+    pass
+before, _ = memory()
 times = []
 for _ in range({repeats}):
     model.zero_grad(set_to_none=True)
     start = time.perf_counter()
     model(x).sum().backward()
     times.append(time.perf_counter() - start)
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
+_, peak = memory()
 print(json.dumps(dict(peak_mb=peak / 2**20, step_mb=(peak - before) / 2**20,
                       seconds=sorted(times)[len(times) // 2])))
 """
