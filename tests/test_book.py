@@ -42,10 +42,18 @@ def text_of(markup):
     return html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", markup)))
 
 
+# ipykernel 7 logs this at every kernel start: the kernel talks to the build over
+# localhost TCP. It is not a warning about the book. (ipykernel 6.29, which does not log
+# it, hung intermittently here: a lost wake-up in its event loop.)
+KERNEL_TRANSPORT_NOTICE = "[IPKernelApp] WARNING | Kernel is running over TCP without encryption."
+
+
 def test_build_exits_0_with_zero_warnings(book):
     code, log, _ = book
     assert code == 0, log[-5000:]
-    assert "WARNING" not in log, [line for line in log.splitlines() if "WARNING" in line]
+    warnings = [line for line in log.splitlines()
+                if "WARNING" in line and not line.startswith(KERNEL_TRANSPORT_NOTICE)]
+    assert warnings == []
     assert "build succeeded." in log
 
 
