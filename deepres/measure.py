@@ -120,3 +120,13 @@ print(json.dumps(dict(peak_mb=peak / 2**20, step_mb=(peak - before) / 2**20,
     if result.returncode != 0:
         raise RuntimeError(f"the measurement process failed:\n{result.stderr[-2000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def default_init(model):
+    """Re-initialise every convolution and linear layer with PyTorch's default
+    (weights with variance 1/(3 fan_in): about sqrt(6) times smaller than He et al.'s,
+    not corrected for ReLUs). Returns the model."""
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            m.reset_parameters()
+    return model

@@ -228,7 +228,7 @@ def test_resnet_params_rejects(wrong, message):
 
 from deepres.checks import bottleneck, densenet, resnext
 from deepres.measure import count_params
-from deepres.models import Bottleneck, DenseBlock, DenseLayer
+from deepres.models import Bottleneck, DenseBlock
 
 
 def test_bottleneck_block_accepts_the_answer():
@@ -310,13 +310,7 @@ def test_width_for_cardinality_rejects(wrong, message):
     rejects(resnext.width_for_cardinality, wrong, message)
 
 
-class LayerOnTensor(nn.Module):
-    def __init__(self, c_in, k):
-        super().__init__()
-        self.layer = DenseLayer(c_in, k)
-
-    def forward(self, x):
-        return self.layer([x])
+from deepres.checks.densenet import _OnTensor as LayerOnTensor  # the reference answer
 
 
 class NoBottleneckLayer(nn.Module):  # DenseNet without B: BN-ReLU-Conv3x3 only
