@@ -4,7 +4,8 @@ A *budget* is a named profile that sizes every experiment of the course:
 
 * ``smoke``  - seconds; checks that a notebook runs end to end (numbers mean little).
 * ``laptop`` - minutes on 2 CPU cores; Fashion-MNIST. The default without a GPU.
-* ``paper``  - the papers' scale: CIFAR-10, full widths, 64k iterations. The default on a GPU.
+* ``paper``  - CIFAR-10 at full size and the papers' CIFAR widths, with He et al.'s CIFAR
+  schedule (64k iterations of batch 128) for every chapter's networks. The default on a GPU.
 
 Override the choice with the environment variable ``DEEPRES_BUDGET`` (for example
 ``DEEPRES_BUDGET=laptop`` on a GPU, to finish in a minute).

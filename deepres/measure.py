@@ -56,14 +56,38 @@ def layer_grad_norms(model, x, y):
     """The L2 norm of the loss gradient with respect to the weight of each convolution
     and fully connected layer, in the order ``model.modules()`` lists them (the forward
     order, for this course's models). The loss is the cross-entropy on the batch (x, y);
-    the model is left in training mode, as during training."""
+    the model is left in training mode, as during training.
+
+    The norms are computed in float64: for gradients of about 1e-20 and below, the
+    squares that a float32 norm sums are smaller than float32 can hold (about 1e-38), and
+    the norm would come out as 0 although the gradient is not zero."""
     model.train()
     model.zero_grad(set_to_none=True)
     torch.nn.functional.cross_entropy(model(x), y).backward()
-    norms = [m.weight.grad.norm().item() for m in model.modules()
+    norms = [m.weight.grad.double().norm().item() for m in model.modules()
              if isinstance(m, (nn.Conv2d, nn.Linear))]
     model.zero_grad(set_to_none=True)
     return norms
+
+
+@torch.no_grad()
+def output_stds(model, x, modules=None):
+    """The standard deviation of the output of each module in ``modules`` (default:
+    every convolution and linear layer of ``model``, in the order ``model.modules()``
+    lists them) for one forward pass of ``x`` in training mode: the scale of the
+    forward signal, layer by layer."""
+    if modules is None:
+        modules = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    stds = {}
+    handles = [m.register_forward_hook(
+        lambda module, inputs, output: stds.__setitem__(module, output.double().std().item()))
+        for m in modules]
+    try:
+        model.train()(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return [stds[m] for m in modules]
 
 
 def train_step_memory(model_code, input_shape, repeats=3):
@@ -74,7 +98,8 @@ def train_step_memory(model_code, input_shape, repeats=3):
     ``model_code`` is a Python expression that builds the model, with everything in
     ``deepres.models`` in scope, e.g. ``"densenet_bc_cifar(40)"``. Returns
     ``dict(peak_mb, step_mb, seconds)``: the process's peak resident memory, the part of
-    it added by the passes, and the median time of one pass.
+    it added by the timed passes (after one untimed pass), and the median time of one of
+    them. To compare times, prefer :func:`step_seconds`, which measures in one process.
     """
     import json
     import subprocess
@@ -105,6 +130,7 @@ try:  # reset the peak to the current resident memory (Linux)
     open("/proc/self/clear_refs", "w").write("5")
 except OSError:
     pass
+model(x).sum().backward()  # a first, untimed pass (its memory counts in the peak)
 before, _ = memory()
 times = []
 for _ in range({repeats}):
@@ -120,6 +146,24 @@ print(json.dumps(dict(peak_mb=peak / 2**20, step_mb=(peak - before) / 2**20,
     if result.returncode != 0:
         raise RuntimeError(f"the measurement process failed:\n{result.stderr[-2000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def step_seconds(models, x, repeats=3):
+    """Median time of one forward + backward pass of each model on ``x``, measured in
+    this process, the models taking turns (so that a change in the machine's load
+    affects all of them alike), after one untimed pass each."""
+    import time
+
+    def step(model):
+        model.zero_grad(set_to_none=True)
+        start = time.perf_counter()
+        model(x).sum().backward()
+        return time.perf_counter() - start
+
+    for model in models:
+        step(model.train())
+    times = [[step(model) for model in models] for _ in range(repeats)]
+    return [sorted(column)[len(column) // 2] for column in zip(*times)]
 
 
 def default_init(model):

@@ -17,16 +17,20 @@ def smooth(values, window):
 
 
 def training_curves(runs, title="", window=50, ax=None):
-    """Training error (thin: per batch, smoothed) and test error (dots, dashed) of each
-    :class:`deepres.Run`, in percent, against the iteration."""
+    """Error in percent against the iteration, for each :class:`deepres.Run`: on the
+    training batches (line: training mode, smoothed over ``window`` steps), on the fixed
+    training subset in evaluation mode (crosses) and on the test set (dots, dashed)."""
     fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(7, 4))
     for i, run in enumerate(runs):
         color = f"C{i}"
         h = run.history
         ax.plot(h["step"], 100 * smooth(h["error"], window), color=color, lw=1.5,
-                label=f"{run.name}: training")
+                alpha=0.6, label=f"{run.name}: training batches")
+        ax.plot(h["eval_step"], [100 * e for e in h["train_error"]], "x", color=color,
+                ms=6, mew=1.5)
         ax.plot(h["eval_step"], [100 * e for e in h["test_error"]], "o--", color=color,
                 ms=4, lw=1, label=f"{run.name}: test")
+    ax.plot([], [], "x", color="gray", label="x: training subset, eval mode")
     ax.set_xlabel("iteration")
     ax.set_ylabel("error (%)")
     ax.set_ylim(bottom=0)

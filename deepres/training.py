@@ -21,15 +21,21 @@ from tqdm.auto import tqdm
 from .data import batches
 
 CACHE_ENV = "DEEPRES_CACHE"
+TRAIN_EVAL_SIZE = 5000  # training images evaluated (in eval mode) at each evaluation
 
 
 @dataclass
 class Run:
     """What a training run produced. ``history`` holds plain lists:
 
-    per step: ``step``, ``loss``, ``error`` (on the training batch);
-    per evaluation: ``eval_step``, ``train_error`` (mean over the steps since the last
-    evaluation), ``test_loss``, ``test_error``.
+    per step: ``step``, ``loss``, ``error`` (on the training batch, in training mode);
+    per evaluation: ``eval_step``; ``train_loss`` and ``train_error``, measured in
+    evaluation mode on a fixed subset of the training set (the first
+    ``TRAIN_EVAL_SIZE`` images), exactly as ``test_loss`` and ``test_error`` are on the
+    test set, so the two can be compared; and ``running_error``, the mean of ``error``
+    over the steps since the last evaluation. The running error is measured in training
+    mode, on weights that were still changing, with dropout and batch statistics: it is
+    what the progress bar shows, not a fair comparison with the test error.
     """
     name: str
     model: torch.nn.Module
@@ -155,8 +161,10 @@ def train(make_model, data, *, steps, batch_size=128, lr=0.1, momentum=0.9,
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum,
                           weight_decay=weight_decay)
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
-    history = {k: [] for k in ("step", "loss", "error", "eval_step", "train_error",
-                               "test_loss", "test_error")}
+    history = {k: [] for k in ("step", "loss", "error", "eval_step", "running_error",
+                               "train_loss", "train_error", "test_loss", "test_error")}
+    # a fixed subset of the training set (its order is random), evaluated like the test set
+    x_fit, y_fit = data.x_train[:TRAIN_EVAL_SIZE], data.y_train[:TRAIN_EVAL_SIZE]
     start = time.perf_counter()
     bar = tqdm(batches(data, batch_size, steps, seed), total=steps, desc=name,
                disable=not progress, mininterval=1.0)
@@ -181,9 +189,12 @@ def train(make_model, data, *, steps, batch_size=128, lr=0.1, momentum=0.9,
         history["error"].append((logits.argmax(1) != y).float().mean().item())
         if step % eval_every == 0 or step == steps:
             recent = history["error"][-eval_every:]
+            train_loss, train_error = evaluate(model, x_fit, y_fit, device)
             test_loss, test_error = evaluate(model, data.x_test, data.y_test, device)
             history["eval_step"].append(step)
-            history["train_error"].append(sum(recent) / len(recent))
+            history["running_error"].append(sum(recent) / len(recent))
+            history["train_loss"].append(train_loss)
+            history["train_error"].append(train_error)
             history["test_loss"].append(test_loss)
             history["test_error"].append(test_error)
             bar.set_postfix(train_err=f"{history['train_error'][-1]:.3f}",

@@ -52,7 +52,8 @@ def test_training_curves_are_labelled():
                 steps=10, eval_every=5, use_cache=False, progress=False, name="tiny")
     ax = training_curves([run], title="t").axes[0]
     assert ax.get_xlabel() == "iteration" and ax.get_ylabel() == "error (%)"
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["tiny: training", "tiny: test"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+        "tiny: training batches", "tiny: test", "x: training subset, eval mode"]
 
 
 def test_cost_shares_are_labelled():

@@ -199,10 +199,11 @@ def test_dense_block_grows_by_growth_rate():
     assert block(torch.randn(2, 16, 8, 8)).shape == (2, 16 + 5 * 12, 8, 8)
 
 
-def test_memory_efficient_densenet_gives_same_outputs_and_gradients():
+@pytest.mark.parametrize("mode", [True, "bottleneck"])
+def test_memory_efficient_densenet_gives_same_outputs_and_gradients(mode):
     torch.manual_seed(0)
     plain_net = densenet_bc_cifar(40, growth_rate=6, in_channels=1)
-    efficient = densenet_bc_cifar(40, growth_rate=6, in_channels=1, memory_efficient=True)
+    efficient = densenet_bc_cifar(40, growth_rate=6, in_channels=1, memory_efficient=mode)
     efficient.load_state_dict(plain_net.state_dict())
     x = torch.randn(4, 1, 14, 14)
     out_a, out_b = plain_net(x), efficient(x)
@@ -220,3 +221,42 @@ def test_densenet_bc_cifar_count_and_bad_depth():
         densenet_bc_cifar(99)
     with pytest.raises(ValueError, match="stem"):
         DenseNet(stem="tiny")
+    with pytest.raises(ValueError, match="memory_efficient"):
+        densenet_bc_cifar(40, memory_efficient="yes")
+
+
+def test_grad_norms_do_not_underflow_to_zero():
+    """A float32 norm of gradients of about 1e-25 squares them below float32's range and
+    returns 0; layer_grad_norms must still see them."""
+    from deepres.measure import layer_grad_norms
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 10))
+    x, y = torch.full((4, 1, 4, 4), 1e-25), torch.arange(4)
+    nn.init.zeros_(model[1].weight)
+    norms = layer_grad_norms(model, x, y)
+    model(x).sum().backward()
+    assert model[1].weight.grad.norm().item() == 0.0  # what float32 gives
+    assert 1e-27 < norms[0] < 1e-23
+
+
+def test_output_stds_follow_the_forward_order():
+    from deepres.measure import output_stds
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Conv2d(2, 2, 3), nn.Flatten(),
+                          nn.Linear(8, 3))
+    for m in model:
+        if hasattr(m, "weight"):
+            nn.init.constant_(m.weight, 0.5)
+            nn.init.zeros_(m.bias)
+    x = torch.randn(5, 1, 6, 6)
+    stds = output_stds(model, x)
+    want = [model[0](x).std().item(), model[:3](x).std().item(), model(x).std().item()]
+    assert stds == pytest.approx(want, rel=1e-5)
+    blocks = output_stds(model, x, modules=[model[2]])
+    assert blocks == pytest.approx(want[1:2], rel=1e-5)
+
+
+def test_step_seconds_times_each_model():
+    from deepres.measure import step_seconds
+    models = [nn.Linear(4, 2), nn.Sequential(nn.Linear(4, 64), nn.Linear(64, 2))]
+    times = step_seconds(models, torch.randn(8, 4), repeats=3)
+    assert len(times) == 2 and all(t > 0 for t in times)

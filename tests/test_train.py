@@ -3,7 +3,7 @@ import torch
 from torch import nn
 
 import deepres.training as train_module
-from deepres.training import cache_dir, clear_cache, learning_rate, train
+from deepres.training import cache_dir, clear_cache, evaluate, learning_rate, train
 from helpers import synthetic_data
 
 
@@ -43,6 +43,23 @@ def test_training_learns_and_records_history(cache):
     assert len(h["test_error"]) == len(h["train_error"]) == 6
     assert run.test_error < 0.5  # chance is 0.9
     assert run.seconds > 0 and run.device == "cpu" and not run.cached
+
+
+def test_training_error_is_measured_in_eval_mode_on_a_fixed_subset(cache):
+    """With dropout, the running error (train mode) is not the training error: that one is
+    evaluated like the test error, on the first TRAIN_EVAL_SIZE training images."""
+    data = synthetic_data()
+
+    def with_dropout():
+        return nn.Sequential(nn.Flatten(), nn.Dropout(0.9), nn.Linear(data.x_train[0].numel(), 10))
+
+    run = train(with_dropout, data, steps=40, batch_size=32, lr=0.05, eval_every=20,
+                progress=False, use_cache=False)
+    n = train_module.TRAIN_EVAL_SIZE
+    loss, error = evaluate(run.model, data.x_train[:n], data.y_train[:n], torch.device("cpu"))
+    assert run.train_error == error and run.history["train_loss"][-1] == loss
+    assert len(run.history["running_error"]) == len(run.history["train_error"]) == 2
+    assert run.history["running_error"] != run.history["train_error"]
 
 
 def test_cache_hit_gives_the_same_numbers(cache, capsys):

@@ -5,9 +5,10 @@ and the ImageNet-style networks.
 
 * ``None``: no shortcut - the block of a *plain* network;
 * ``"A"``: identity shortcuts; where the shape changes, the identity is subsampled and
-  zero-padded with the new channels (no parameters: the paper's CIFAR choice);
+  zero-padded with the new channels (no parameters: the paper's choice on CIFAR-10 and
+  for its 18/34-layer ImageNet comparison with plain networks);
 * ``"B"``: identity shortcuts, and 1x1 projections (with BN) where the shape changes
-  (the paper's ImageNet choice, and torchvision's);
+  (the paper's choice for ResNet-50/101/152, and torchvision's at every depth);
 * ``"C"``: projections on every shortcut.
 """
 import torch.nn.functional as F

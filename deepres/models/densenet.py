@@ -15,26 +15,41 @@ from torch.utils.checkpoint import checkpoint
 
 
 class DenseLayer(nn.Module):
-    """BN-ReLU-Conv1x1(bn_size*k)-BN-ReLU-Conv3x3(k) on the concatenated inputs."""
+    """BN-ReLU-Conv1x1(bn_size*k)-BN-ReLU-Conv3x3(k) on the concatenated inputs.
+
+    ``memory_efficient`` trades time for memory with ``torch.utils.checkpoint``: the
+    checkpointed part keeps none of its intermediate tensors and recomputes them during
+    the backward pass (Pleiss et al., 2017). ``"bottleneck"`` checkpoints the
+    concatenation, the first BN-ReLU and the 1x1 convolution, as torchvision's
+    ``memory_efficient=True`` does; ``True`` (or ``"layer"``) checkpoints the whole layer.
+    Caveat: the recomputation updates BN's running statistics a second time.
+    """
 
     def __init__(self, c_in, growth_rate, bn_size=4, memory_efficient=False):
         super().__init__()
+        if memory_efficient not in (False, True, "layer", "bottleneck"):
+            raise ValueError("memory_efficient must be False, True, 'layer' or 'bottleneck'; "
+                             f"got {memory_efficient!r}")
         self.norm1 = nn.BatchNorm2d(c_in)
         self.conv1 = nn.Conv2d(c_in, bn_size * growth_rate, 1, bias=False)
         self.norm2 = nn.BatchNorm2d(bn_size * growth_rate)
         self.conv2 = nn.Conv2d(bn_size * growth_rate, growth_rate, 3, padding=1, bias=False)
         self.memory_efficient = memory_efficient
 
-    def layer(self, *features):
+    def bottleneck(self, *features):
         x = torch.cat(features, 1)                   # (B, c_in, H, W): the big tensor
-        x = self.conv1(F.relu(self.norm1(x)))        # (B, bn_size * k, H, W)
+        return self.conv1(F.relu(self.norm1(x)))     # (B, bn_size * k, H, W)
+
+    def layer(self, *features):
+        x = self.bottleneck(*features)               # (B, bn_size * k, H, W)
         return self.conv2(F.relu(self.norm2(x)))     # (B, k, H, W)
 
     def forward(self, features):                     # a list of (B, c_i, H, W)
-        if self.memory_efficient and torch.is_grad_enabled():
-            # Keep none of the layer's intermediate tensors (the concatenation, the BN
-            # outputs); recompute them during the backward pass (Pleiss et al., 2017).
-            # Caveat: the recomputation updates BN's running statistics a second time.
+        recompute = self.memory_efficient and torch.is_grad_enabled()
+        if recompute and self.memory_efficient == "bottleneck":
+            x = checkpoint(self.bottleneck, *features, use_reentrant=False)
+            return self.conv2(F.relu(self.norm2(x)))
+        if recompute:
             return checkpoint(self.layer, *features, use_reentrant=False)
         return self.layer(*features)
 
