@@ -11,11 +11,15 @@ check passes, in seconds. The book build (tests/test_book.py) executes every cha
 again with the budget the machine would choose, the numbers the book shows.
 """
 import os
+import subprocess
+import sys
+from pathlib import Path
 from unittest import mock
 
 import jupytext
 import pytest
 
+ROOT = Path(__file__).resolve().parent
 collect_ignore_glob = ["chapters/*.ipynb", "_build", ".venv"]
 
 BOOK_BUDGET = os.environ.get("DEEPRES_BUDGET")  # for the book build: the user's choice
@@ -47,3 +51,21 @@ def _make_class():
 
 
 MystNotebook = _make_class()
+
+
+@pytest.fixture(scope="session")
+def book(tmp_path_factory):
+    """Build the book from scratch, executing every chapter with the budget the machine
+    (or the user) chooses: (exit code, log, html folder). The executed notebooks, with
+    their glued values, are in the html folder's ../jupyter_execute."""
+    out = tmp_path_factory.mktemp("book")
+    env = {k: v for k, v in os.environ.items() if k != "DEEPRES_BUDGET"}
+    if BOOK_BUDGET:  # the budget the user chose; else the machine's default
+        env["DEEPRES_BUDGET"] = BOOK_BUDGET
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("jupyter-book")), "build", str(ROOT),
+         "--path-output", str(out), "-W", "-n", "--keep-going"],
+        capture_output=True, text=True, timeout=3600, env=env)
+    log = result.stdout + result.stderr
+    (out / "build.log").write_text(log)
+    return result.returncode, log, out / "_build" / "html"

@@ -1,20 +1,14 @@
 """The ``colab-link`` directive: a link that opens this chapter's learner notebook in Colab.
 
-The URL is built from ``repository.url`` and ``repository.branch`` in ``_config.yml``,
-so the repository's address is written in one place. The learner notebook is the
-``.ipynb`` beside the chapter's ``.md`` (made by ``tools/learner.py``).
+The URL comes from ``repository.py``: ``_config.yml``'s repository, or the one the build
+is told to use (a fork's, in its own GitHub Actions build). The same URL goes to the
+theme's launch and repository buttons. The learner notebook is the ``.ipynb`` beside the
+chapter's ``.md`` (made by ``tools/learner.py``).
 """
 from docutils import nodes
 from sphinx.util.docutils import SphinxDirective
 
-COLAB = "https://colab.research.google.com/github"
-
-
-def colab_url(repository_url, branch, path):
-    prefix = "https://github.com/"
-    if not repository_url.startswith(prefix):
-        raise ValueError(f"repository.url must be a GitHub URL, got {repository_url!r}")
-    return f"{COLAB}/{repository_url[len(prefix):].rstrip('/')}/blob/{branch}/{path}"
+from repository import colab_url, repository_branch, repository_url
 
 
 class ColabLink(SphinxDirective):
@@ -33,6 +27,14 @@ class ColabLink(SphinxDirective):
         return [nodes.paragraph("", "", nodes.strong("", "", link), text)]
 
 
+def use_the_builds_repository(app, config):
+    """Point the theme's buttons (and so the Colab links) at the build's repository."""
+    options = config.html_theme_options
+    options["repository_url"] = repository_url(options.get("repository_url"))
+    options["repository_branch"] = repository_branch(options.get("repository_branch"))
+
+
 def setup(app):
     app.add_directive("colab-link", ColabLink)
+    app.connect("config-inited", use_the_builds_repository)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

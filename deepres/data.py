@@ -199,31 +199,42 @@ def load(name="fashion-mnist", train_size=0, test_size=0, image_size=None, seed=
                 classes, augment, spec)
 
 
+def _crop_flip_draws(n, generator, padding=4):
+    """The random numbers of one augmented batch: crop offsets and which images flip."""
+    dx = torch.randint(0, 2 * padding + 1, (n,), generator=generator)
+    dy = torch.randint(0, 2 * padding + 1, (n,), generator=generator)
+    return dx, dy, torch.rand(n, generator=generator) < 0.5
+
+
 def random_crop_flip(x, generator, padding=4):
     """He et al. (2016) CIFAR augmentation: pad 4, random crop, random horizontal flip."""
     n, _, h, w = x.shape
     padded = F.pad(x, (padding,) * 4)
-    dx = torch.randint(0, 2 * padding + 1, (n,), generator=generator)
-    dy = torch.randint(0, 2 * padding + 1, (n,), generator=generator)
+    dx, dy, flip = _crop_flip_draws(n, generator, padding)
     rows = (dy[:, None] + torch.arange(h))[:, None, :, None]  # (N, 1, H, 1)
     cols = (dx[:, None] + torch.arange(w))[:, None, None, :]  # (N, 1, 1, W)
     out = padded[torch.arange(n)[:, None, None, None],
                  torch.arange(x.shape[1])[None, :, None, None], rows, cols]
-    flip = torch.rand(n, generator=generator) < 0.5
     out[flip] = out[flip].flip(-1)
     return out
 
 
-def batches(data, batch_size, steps, seed=0):
-    """Yield ``steps`` training batches (x, y), reshuffling each epoch, seeded."""
+def batches(data, batch_size, steps, seed=0, start=0):
+    """Yield training batches (x, y) number ``start + 1`` to ``steps``, reshuffling each
+    epoch, seeded. The first ``start`` batches are skipped, but their random numbers are
+    drawn all the same: a run resumed at ``start`` sees the batches it would have seen."""
     g = torch.Generator().manual_seed(seed)
     n = len(data.y_train)
     order, pos = torch.randperm(n, generator=g), 0
-    for _ in range(steps):
+    for step in range(steps):
         if pos + batch_size > n:
             order, pos = torch.randperm(n, generator=g), 0
         idx = order[pos: pos + batch_size]
         pos += batch_size
+        if step < start:
+            if data.augment:
+                _crop_flip_draws(len(idx), g)
+            continue
         x = data.x_train[idx]
         if data.augment:
             x = random_crop_flip(x, g)

@@ -98,8 +98,8 @@ def train_step_memory(model_code, input_shape, repeats=3):
     ``model_code`` is a Python expression that builds the model, with everything in
     ``deepres.models`` in scope, e.g. ``"densenet_bc_cifar(40)"``. Returns
     ``dict(peak_mb, step_mb, seconds)``: the process's peak resident memory, the part of
-    it added by the timed passes (after one untimed pass), and the median time of one of
-    them. To compare times, prefer :func:`step_seconds`, which measures in one process.
+    it added by the passes, and the median time of one pass (the first pass is slower:
+    to compare times, prefer :func:`step_seconds`, which measures in one process).
     """
     import json
     import subprocess
@@ -130,7 +130,6 @@ try:  # reset the peak to the current resident memory (Linux)
     open("/proc/self/clear_refs", "w").write("5")
 except OSError:
     pass
-model(x).sum().backward()  # a first, untimed pass (its memory counts in the peak)
 before, _ = memory()
 times = []
 for _ in range({repeats}):

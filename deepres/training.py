@@ -5,10 +5,18 @@ it (with a progress bar) or, if exactly this run was done before, loads the stor
 history and final weights. The cache key hashes the full configuration, the model's
 structure and initial weights, and the source of this library, so any change that
 could change the numbers also changes the key.
+
+Before it trains, it says how long that should take here (:func:`estimate_seconds`).
+While it trains, it checkpoints into the cache (at each evaluation, and at least every
+``CHECKPOINT_SECONDS``). A run that was interrupted, by an error or by a lost Colab
+runtime whose cache is on Google Drive, resumes from its last checkpoint when it is
+started again, and ends with the same weights and history as if it had never stopped.
 """
+import copy
 import hashlib
 import inspect
 import json
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -22,6 +30,7 @@ from .data import batches
 
 CACHE_ENV = "DEEPRES_CACHE"
 TRAIN_EVAL_SIZE = 5000  # training images evaluated (in eval mode) at each evaluation
+CHECKPOINT_SECONDS = 60  # a running run saves its state at least this often
 
 
 @dataclass
@@ -44,6 +53,7 @@ class Run:
     device: str
     cached: bool = False
     config: dict = field(default_factory=dict)
+    estimate: float = float("nan")  # what estimate_seconds predicted for the training
 
     @property
     def test_error(self):
@@ -66,7 +76,7 @@ def cache_dir():
 
 
 def clear_cache():
-    """Delete every cached run; returns how many were deleted."""
+    """Delete every cached run (and checkpoint); returns how many files were deleted."""
     files = list(cache_dir().glob("*.pt"))
     for f in files:
         f.unlink()
@@ -112,6 +122,68 @@ def evaluate(model, x, y, device, batch_size=500):
     return loss / len(y), wrong / len(y)
 
 
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _timed(fn, device):
+    _sync(device)
+    start = time.perf_counter()
+    fn()
+    _sync(device)
+    return time.perf_counter() - start
+
+
+def n_evaluations(steps, eval_every):
+    """How many evaluations a run makes: every ``eval_every`` steps, and at the end."""
+    return steps // eval_every + (steps % eval_every != 0)
+
+
+def estimate_seconds(model, data, *, steps, batch_size, eval_every, device, repeats=3):
+    """How long training ``model`` should take on ``device``: the median of ``repeats``
+    timed training steps of a copy of it (after one untimed step), times ``steps``, plus
+    the evaluations, each timed as forward passes of ``evaluate``'s batches of 500. The
+    model and the random number generators are left as they were. Not counted: data
+    augmentation and the progress bar (small on these machines)."""
+    device = torch.device(device)
+    rng = torch.get_rng_state()
+    cuda_rng = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+    twin = copy.deepcopy(model).to(device).train()
+    opt = torch.optim.SGD(twin.parameters(), lr=0.0)
+    x = _memory_format(data.x_train[:batch_size].to(device), device)
+    y = data.y_train[:batch_size].to(device)
+
+    def step():
+        with _autocast(device):
+            loss = F.cross_entropy(twin(x).float(), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    step()
+    per_step = sorted(_timed(step, device) for _ in range(repeats))[repeats // 2]
+    x_eval = _memory_format(data.x_test[:500].to(device), device)
+    with torch.no_grad(), _autocast(device):
+        twin.eval()
+        per_batch = _timed(lambda: twin(x_eval), device) * 500 / len(x_eval)
+    torch.set_rng_state(rng)
+    if cuda_rng is not None:
+        torch.cuda.set_rng_state(cuda_rng, device)
+    images = len(data.y_test) + min(TRAIN_EVAL_SIZE, len(data.y_train))
+    return steps * per_step + n_evaluations(steps, eval_every) * math.ceil(images / 500) * per_batch
+
+
+def duration(seconds):
+    """'45 s', '3 min 20 s', '2 h 05 min'."""
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
 def _autocast(device):
     # mixed precision only where it pays and is safe: CUDA
     return torch.autocast("cuda", dtype=torch.float16, enabled=device.type == "cuda")
@@ -153,7 +225,8 @@ def train(make_model, data, *, steps, batch_size=128, lr=0.1, momentum=0.9,
         stored = torch.load(path, weights_only=True)
         model.load_state_dict(stored["state_dict"])
         run = Run(name, model.to(device), stored["history"], stored["seconds"],
-                  stored["device"], cached=True, config=config)
+                  stored["device"], cached=True, config=config,
+                  estimate=stored.get("estimate", float("nan")))
         print(_summary(run))
         return run
 
@@ -165,11 +238,42 @@ def train(make_model, data, *, steps, batch_size=128, lr=0.1, momentum=0.9,
                                "train_loss", "train_error", "test_loss", "test_error")}
     # a fixed subset of the training set (its order is random), evaluated like the test set
     x_fit, y_fit = data.x_train[:TRAIN_EVAL_SIZE], data.y_train[:TRAIN_EVAL_SIZE]
-    start = time.perf_counter()
-    bar = tqdm(batches(data, batch_size, steps, seed), total=steps, desc=name,
-               disable=not progress, mininterval=1.0)
+    estimate = estimate_seconds(model, data, steps=steps, batch_size=batch_size,
+                                eval_every=eval_every, device=device)
+    checkpoint = path.with_name(f"{key}.checkpoint.pt")
+    done, seconds_before = 0, 0.0
+    if use_cache and checkpoint.is_file():
+        state = torch.load(checkpoint, weights_only=True)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        scaler.load_state_dict(state["scaler"])
+        torch.set_rng_state(state["rng"])
+        if device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"], device)
+        history, done, seconds_before = state["history"], state["step"], state["seconds"]
+        estimate = estimate * (steps - done) / steps
+        print(f"{name}: resuming from the checkpoint at step {done:,} of {steps:,}; "
+              f"the rest should take about {duration(estimate)} on {device.type}")
+    else:
+        print(f"{name}: not in the run cache; training {steps:,} steps of batch "
+              f"{batch_size} on {device.type} should take about {duration(estimate)}")
+
+    def save_checkpoint(step):
+        state = {"model": model.state_dict(), "optimizer": opt.state_dict(),
+                 "scaler": scaler.state_dict(), "rng": torch.get_rng_state(),
+                 "history": history, "step": step,
+                 "seconds": seconds_before + time.perf_counter() - start}
+        if device.type == "cuda":
+            state["cuda_rng"] = torch.cuda.get_rng_state(device)
+        checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(state, checkpoint.with_suffix(".tmp"))
+        checkpoint.with_suffix(".tmp").replace(checkpoint)  # never half a checkpoint
+
+    start = last_saved = time.perf_counter()
+    bar = tqdm(batches(data, batch_size, steps, seed, start=done), total=steps,
+               initial=done, desc=name, disable=not progress, mininterval=1.0)
     model.train()
-    for step, (x, y) in enumerate(bar, start=1):
+    for step, (x, y) in enumerate(bar, start=done + 1):
         for group in opt.param_groups:
             group["lr"] = learning_rate(step - 1, steps, lr, warmup)
         x, y = _memory_format(x.to(device, non_blocking=True), device), y.to(device)
@@ -199,15 +303,21 @@ def train(make_model, data, *, steps, batch_size=128, lr=0.1, momentum=0.9,
             history["test_error"].append(test_error)
             bar.set_postfix(train_err=f"{history['train_error'][-1]:.3f}",
                             test_err=f"{test_error:.3f}")
+        if use_cache and step < steps and (step % eval_every == 0 or
+                                           time.perf_counter() - last_saved > CHECKPOINT_SECONDS):
+            save_checkpoint(step)
+            last_saved = time.perf_counter()
     bar.close()
-    seconds = time.perf_counter() - start
+    seconds = seconds_before + time.perf_counter() - start
     model.to(memory_format=torch.contiguous_format)
     if use_cache:
         path.parent.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
         torch.save({"history": history, "state_dict": state, "seconds": seconds,
-                    "device": device.type}, path)
-    run = Run(name, model, history, seconds, device.type, cached=False, config=config)
+                    "device": device.type, "estimate": estimate}, path)
+        checkpoint.unlink(missing_ok=True)
+    run = Run(name, model, history, seconds, device.type, cached=False, config=config,
+              estimate=estimate)
     print(_summary(run))
     return run
 

@@ -63,3 +63,73 @@ def synthetic_data(n_train=256, n_test=64, seed=0):
     x_te, y_te = make(n_test)
     return Data("synthetic", x_tr, y_tr, x_te, y_te, tuple(map(str, range(10))), False,
                 dict(name="synthetic", seed=seed, n_train=n_train, n_test=n_test))
+
+
+def solution_cells(md_path):
+    """The chapter's code cells that sit between solution-start and solution-end."""
+    import jupytext
+    inside, cells = False, []
+    for cell in jupytext.read(md_path).cells:
+        if cell.cell_type == "markdown":
+            for line in cell.source.splitlines():
+                if "{solution-start}" in line:
+                    inside = True
+                elif "{solution-end}" in line:
+                    inside = False
+        elif inside:
+            cells.append(cell.source)
+    return cells
+
+
+def with_solutions(notebook, md_path):
+    """The learner notebook with the reference solutions pasted in, each in a new cell
+    after its exercise's stub, as a learner who solved everything would have it."""
+    import nbformat
+    solutions = iter(solution_cells(md_path))
+    cells = []
+    for cell in notebook.cells:
+        cells.append(cell)
+        if cell.cell_type == "code" and "raise NotImplementedError" in cell.source:
+            cells.append(nbformat.v4.new_code_cell(next(solutions)))
+    notebook.cells = cells
+    return notebook
+
+
+class FileServer:
+    """A local HTTP server, on 127.0.0.1 only, that stands in for the internet: used as
+    ``http_proxy``, it answers a request for any URL with the file of the same name from
+    ``files`` (name -> path), and 404 otherwise. ``served`` lists the names it sent."""
+
+    def __init__(self, files):
+        import http.server
+        import threading
+        self.files, self.served = dict(files), []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                name = self.path.rstrip("/").rsplit("/", 1)[-1]
+                if name not in server.files:
+                    self.send_error(404)
+                    return
+                body = open(server.files[name], "rb").read()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                server.served.append(name)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()

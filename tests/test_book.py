@@ -2,36 +2,16 @@
 published pages have what a reader needs: outputs, numbers, citations, exercises with
 hidden solutions, the quiz, and working Colab links."""
 import html
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-JUPYTER_BOOK = Path(sys.executable).with_name("jupyter-book")
 TOC = yaml.safe_load((ROOT / "_toc.yml").read_text())
 PAGES = [TOC["root"]] + [c["file"] for part in TOC["parts"] for c in part["chapters"]]
 CHAPTERS = [p for p in PAGES if re.match(r"chapters/\d\d_", p)]
-
-
-@pytest.fixture(scope="session")
-def book(tmp_path_factory):
-    from conftest import BOOK_BUDGET
-    out = tmp_path_factory.mktemp("book")
-    env = {k: v for k, v in os.environ.items() if k != "DEEPRES_BUDGET"}
-    if BOOK_BUDGET:  # the budget the user chose; else the machine's default
-        env["DEEPRES_BUDGET"] = BOOK_BUDGET
-    result = subprocess.run(
-        [str(JUPYTER_BOOK), "build", str(ROOT), "--path-output", str(out),
-         "-W", "-n", "--keep-going"],
-        capture_output=True, text=True, timeout=3600, env=env)
-    log = result.stdout + result.stderr
-    (out / "build.log").write_text(log)
-    return result.returncode, log, out / "_build" / "html"
 
 
 def page(book, name):

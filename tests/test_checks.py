@@ -405,3 +405,13 @@ def test_crashing_code_is_reported_not_raised(checker):
 @pytest.mark.parametrize("checker", ALL_CHECKERS, ids=lambda c: f"{c.__module__}.{c.__name__}")
 def test_a_value_instead_of_a_function(checker):
     rejects(checker, 42, "pass the function you wrote")
+
+
+def test_a_failed_check_renders_as_feedback_without_a_traceback():
+    """IPython shows _render_traceback_'s lines instead of a traceback (Jupyter, Colab)."""
+    with pytest.raises(CheckFailed) as error:
+        check.stack_params(lambda channels, n_layers, kernel_size: 0)
+    lines = error.value._render_traceback_()
+    assert lines[0].startswith("CheckFailed: Exercise")
+    assert "Traceback" not in "\n".join(lines) and ".py" not in "\n".join(lines)
+    assert lines[1:] == str(error.value).splitlines()[1:]

@@ -12,36 +12,73 @@ from nbclient import NotebookClient
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 import learner  # noqa: E402
+from helpers import solution_cells, with_solutions  # noqa: E402
 
 CHAPTERS = learner.chapters()
 IDS = [c.stem for c in CHAPTERS]
-
-
-def solution_cells(md_path):
-    """The chapter's code cells that sit between solution-start and solution-end."""
-    inside, cells = False, []
-    for cell in jupytext.read(md_path).cells:
-        if cell.cell_type == "markdown":
-            for line in cell.source.splitlines():
-                if "{solution-start}" in line:
-                    inside = True
-                elif "{solution-end}" in line:
-                    inside = False
-        elif inside:
-            cells.append(cell.source)
-    return cells
 
 
 def test_there_are_chapters():
     assert CHAPTERS, "no numbered chapters found"
 
 
+def book_values(md):
+    """The book's numbers that the committed learner notebook carries."""
+    return nbformat.read(md.with_suffix(".ipynb"), as_version=4).metadata["deepres"]["book_values"]
+
+
+def markdown_of(md):
+    notebook = nbformat.reads(md.with_suffix(".ipynb").read_text(), as_version=4)
+    return "\n".join(c.source for c in notebook.cells if c.cell_type == "markdown")
+
+
 @pytest.mark.parametrize("md", CHAPTERS, ids=IDS)
 def test_committed_notebook_is_in_sync(md):
     committed = md.with_suffix(".ipynb")
     assert committed.is_file(), f"run `make learner` to create {committed.name}"
-    assert committed.read_text() == learner.render(learner.learner_notebook(md)), (
+    assert committed.read_text() == learner.render(
+        learner.learner_notebook(md, book_values(md))), (
         f"{committed.name} is out of date: run `make learner`")
+
+
+@pytest.mark.parametrize("md", CHAPTERS, ids=IDS)
+def test_prose_shows_the_books_numbers_not_glue_names(md):
+    names = set(re.findall(r"\{glue(?::\w+)?\}`([^`:]+)", md.read_text()))
+    assert names, "a chapter quotes numbers it computed"
+    values, text = book_values(md), markdown_of(md)
+    assert "{glue" not in text
+    for name in names:
+        assert f"`{name}`" not in text, f"the glue name {name} is left in the prose"
+        assert f"{values[name]}{learner.BOOK_MARK}" in text, name
+
+
+@pytest.mark.parametrize("md", CHAPTERS, ids=IDS)
+def test_the_books_numbers_are_the_current_builds(md, book):
+    """Every number a learner notebook quotes is the one this build computed; only the
+    measurements of this machine (times, memory) may differ from build to build."""
+    executed = book[2].parent / "jupyter_execute" / "chapters" / f"{md.stem}.ipynb"
+    built, committed = learner.glued_values(executed), book_values(md)
+    assert committed.keys() == built.keys(), "run `make learner` after `make book`"
+    differ = {name: (committed[name], value) for name, value in built.items()
+              if not name.startswith(learner.MEASURED_PREFIXES) and committed[name] != value}
+    assert differ == {}, f"{md.stem}: the learner notebook has other numbers than the build " \
+                         f"(committed, built): {differ}; run `make learner` after `make book`"
+
+
+@pytest.mark.parametrize("md", CHAPTERS, ids=IDS)
+def test_prose_exercises_get_an_answer_cell_and_a_link_to_the_solution(md, book):
+    labels = re.findall(r"^````\{exercise\}[^\n]*\n:label: ([\w-]+)", md.read_text(), re.M)
+    notebook = nbformat.reads(md.with_suffix(".ipynb").read_text(), as_version=4)
+    sources = [c.source for c in notebook.cells]
+    for label in labels:
+        link = f"{learner.book_url()}chapters/{md.stem}.html#{label}"
+        [where] = [i for i, s in enumerate(sources) if link in s]
+        assert notebook.cells[where - 1].source.startswith("*Your answer:*")
+        assert f'id="{label}"' in (book[2] / "chapters" / f"{md.stem}.html").read_text()
+
+
+def test_there_are_prose_exercises():
+    assert sum("````{exercise} " in md.read_text() for md in CHAPTERS) >= 4
 
 
 @pytest.mark.parametrize("md", CHAPTERS, ids=IDS)
@@ -84,7 +121,7 @@ def test_no_myst_markup_left_for_colab(md):
 
 def test_install_cell_uses_the_configured_repository():
     source = learner.install_cell().source
-    assert f"git+{learner.repository_url()}" in source
+    assert f'REPOSITORY = "{learner.repository_url()}"' in source and "git+{REPOSITORY}" in source
     assert 'find_spec("deepres") is None' in source
 
 
@@ -133,16 +170,11 @@ def test_learner_notebook_stops_only_at_unsolved_exercises(md, tmp_path):
     assert [i for i, _ in errors] == check_cells
     for _, error in errors:
         assert error.ename == "CheckFailed" and "not done yet" in error.evalue
+        shown = "\n".join(error.traceback)  # what the learner sees: the message only
+        assert "Traceback" not in shown and "deepres" not in shown and ".py" not in shown
 
 
 @pytest.mark.parametrize("md", CHAPTERS, ids=IDS)
 def test_learner_notebook_with_the_solutions_pasted_in_passes(md, tmp_path):
-    solutions = iter(solution_cells(md))
     notebook = nbformat.reads(md.with_suffix(".ipynb").read_text(), as_version=4)
-    cells = []
-    for cell in notebook.cells:
-        cells.append(cell)
-        if cell.cell_type == "code" and "raise NotImplementedError" in cell.source:
-            cells.append(nbformat.v4.new_code_cell(next(solutions)))  # the learner's answer
-    notebook.cells = cells
-    assert execute(notebook, tmp_path) == []
+    assert execute(with_solutions(notebook, md), tmp_path) == []

@@ -1,8 +1,12 @@
+import copy
+import dataclasses
+
 import pytest
 import torch
 from torch import nn
 
 import deepres.training as train_module
+from deepres.data import batches
 from deepres.training import cache_dir, clear_cache, evaluate, learning_rate, train
 from helpers import synthetic_data
 
@@ -114,3 +118,78 @@ def test_cache_dir_finds_the_book(tmp_path, monkeypatch):
     (tmp_path / "chapters").mkdir()
     monkeypatch.chdir(tmp_path / "chapters")
     assert cache_dir() == tmp_path / "_build" / "runcache"
+
+
+def dropout_model():
+    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
+                         nn.Dropout(0.3), nn.AdaptiveAvgPool2d(2), nn.Flatten(),
+                         nn.Linear(16, 10))
+
+
+def test_an_interrupted_run_resumes_to_the_same_weights_and_history(cache, monkeypatch, capsys):
+    """Stop a run mid-way with an exception (as a lost runtime would stop it), start it
+    again: it resumes from its last checkpoint and ends bit for bit where an
+    uninterrupted run ends. Augmentation and dropout make every random stream count."""
+    monkeypatch.setattr(train_module, "CHECKPOINT_SECONDS", 1e9)  # at evaluations only
+    data = dataclasses.replace(synthetic_data(), augment=True)
+    settings = dict(steps=30, batch_size=32, lr=0.05, eval_every=10, seed=3, progress=False)
+    whole = train(dropout_model, data, use_cache=False, **settings)
+
+    real_evaluate, calls = train_module.evaluate, []
+
+    def lost_at_step_20(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:  # the evaluation at step 20 (two per evaluation)
+            raise KeyboardInterrupt("the runtime was lost")
+        return real_evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "evaluate", lost_at_step_20)
+    with pytest.raises(KeyboardInterrupt):
+        train(dropout_model, data, **settings)
+    assert [p.name.endswith(".checkpoint.pt") for p in cache.iterdir()] == [True]
+    monkeypatch.setattr(train_module, "evaluate", real_evaluate)
+    capsys.readouterr()
+    resumed = train(dropout_model, data, **settings)
+    assert "resuming from the checkpoint at step 10 of 30" in capsys.readouterr().out
+    assert resumed.history == whole.history
+    for (name, a), b in zip(whole.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert [p.name.endswith(".checkpoint.pt") for p in cache.iterdir()] == [False]
+
+
+def test_batches_can_start_part_way():
+    data = dataclasses.replace(synthetic_data(), augment=True)
+    everything = list(batches(data, 48, 12, seed=5))
+    tail = list(batches(data, 48, 12, seed=5, start=7))
+    assert len(tail) == 5
+    for (x, y), (x2, y2) in zip(everything[7:], tail):
+        assert torch.equal(x, x2) and torch.equal(y, y2)
+
+
+def test_the_estimate_is_said_before_training_and_disturbs_nothing(cache, capsys):
+    data = synthetic_data()
+    torch.manual_seed(0)
+    model = dropout_model()
+    before = copy.deepcopy(model.state_dict())
+    rng = torch.get_rng_state()
+    seconds = train_module.estimate_seconds(model, data, steps=100, batch_size=32,
+                                            eval_every=50, device="cpu")
+    assert seconds > 0
+    assert torch.equal(torch.get_rng_state(), rng)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    run = fit(data, use_cache=True)
+    out = capsys.readouterr().out
+    assert "not in the run cache; training 30 steps of batch 32 on cpu should take about" in out
+    assert run.estimate > 0
+    assert fit(data, use_cache=True).estimate == run.estimate  # kept in the cache
+
+
+@pytest.mark.parametrize("seconds, shown", [(4.4, "4 s"), (200, "3 min 20 s"),
+                                            (7500, "2 h 05 min")])
+def test_duration(seconds, shown):
+    assert train_module.duration(seconds) == shown
+
+
+def test_evaluations_counted_like_the_loop():
+    assert train_module.n_evaluations(30, 10) == 3
+    assert train_module.n_evaluations(35, 10) == 4

@@ -2,20 +2,35 @@
 
 A learner notebook is the chapter without its solutions, with the MyST-only markup
 turned into plain Markdown that Colab and Jupyter render, and with a first cell that
-installs the course library where it is missing (Colab). Run ``python tools/learner.py``
-after changing a chapter; ``--check`` only reports notebooks that are out of date.
+installs the course library where it is missing (Colab). Where the book's text shows a
+number the page computed (myst-nb ``glue``), the notebook shows the number from the
+executed book, marked as the book's; the values are also kept in the notebook's
+metadata. Prose exercises get an answer cell and a link to their solution in the book.
+
+Run ``make learner`` (after ``make book``) when a chapter or its numbers change;
+``--check`` only reports notebooks that are out of date. The repository the install
+cell and the links point at comes from ``_ext/repository.py``.
 """
 import argparse
+import ast
+import json
 import re
 import sys
 from pathlib import Path
 
 import jupytext
 import nbformat
-import yaml
 from pybtex.database import parse_file
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "_ext"))
+from repository import book_url, repository_url  # noqa: E402
+
+EXECUTED = ROOT / "_build" / "jupyter_execute"  # where `make book` leaves the executed pages
+BOOK_MARK = "<sup>†</sup>"
+ANSWER_CELL = "<!-- the learner's answer cell -->"
+# Glued values that measure this machine (times, memory): they differ from run to run.
+MEASURED_PREFIXES = ("time_", "mem_")
 FENCE = re.compile(r"^(`{3,}|:{3,})\{([\w:-]+)\}\s*(.*)$")
 ROLE = re.compile(r"\{([\w:-]+)\}`([^`]*)`")
 ADMONITIONS = {"note", "tip", "warning", "important", "hint", "caution", "attention",
@@ -26,9 +41,29 @@ class UnknownMarkup(ValueError):
     pass
 
 
-def repository_url():
-    config = yaml.safe_load((ROOT / "_config.yml").read_text())
-    return config["repository"]["url"].rstrip("/")
+class MissingBuild(RuntimeError):
+    pass
+
+
+def glued_values(executed_notebook):
+    """{name: text} of every value an executed chapter glued (myst-nb keeps them in
+    ``NAME.glue.json`` beside the executed ``NAME.ipynb``), and ``book_budget``: the budget
+    its setup cell printed."""
+    executed_notebook = Path(executed_notebook)
+    glue_file = executed_notebook.with_suffix(".glue.json")
+    if not executed_notebook.is_file():
+        raise MissingBuild(f"{executed_notebook} does not exist: build the book first "
+                           f"(`make book`), then run `make learner`.")
+    values = {}
+    for name, out in (json.loads(glue_file.read_text()) if glue_file.is_file() else {}).items():
+        text = out["data"]["text/plain"]
+        values[name] = ast.literal_eval(text) if text[:1] in "'\"" else text
+    for cell in nbformat.read(str(executed_notebook), as_version=4).cells:
+        for out in cell.get("outputs", []):
+            budget = re.search(r"^budget: (\w+) \(", out.get("text", ""), re.M)
+            if budget:
+                values.setdefault("book_budget", budget.group(1))
+    return values
 
 
 def chapters():
@@ -82,8 +117,10 @@ def _plain(text):
 class Converter:
     """Turns the chapter's cells into the learner's cells, one markdown line at a time."""
 
-    def __init__(self, bib):
+    def __init__(self, bib, values=None, page_url=""):
         self.bib = bib
+        self.values = values  # the book's glued numbers; None: leave the names
+        self.page_url = page_url  # the chapter's page in the published book
         self.in_solution = False  # inside {solution-start} ... {solution-end}, across cells
         self.exercises = 0
 
@@ -93,7 +130,12 @@ class Converter:
             if role == "footcite":
                 return self.bib.cite(text)
             if role.startswith("glue"):
-                return f"`{text.split(':')[0]}`"  # the value is printed where it was computed
+                name = text.split(":")[0]
+                if self.values is None:
+                    return f"`{name}`"
+                if name not in self.values:
+                    raise UnknownMarkup(f"the executed chapter glued no value {name!r}")
+                return f"{self.values[name]}{BOOK_MARK}"
             if role in ("doc", "ref", "numref", "eq"):
                 return re.sub(r"\s*<.*>$", "", text)
             raise UnknownMarkup(f"unknown role {{{role}}}")
@@ -109,21 +151,24 @@ class Converter:
                 i += 1
                 continue
             fence, name, argument = match.groups()
-            body, i = self._block(lines, i + 1, fence)
-            out.extend(self.directive(name, argument, body))
+            (body, options), i = self._block(lines, i + 1, fence)
+            out.extend(self.directive(name, argument, body, options))
         return "\n".join(out).strip()
 
     @staticmethod
     def _block(lines, i, fence):
-        """The lines of a directive up to its closing fence, options dropped."""
-        body = []
+        """The lines of a directive up to its closing fence, and its options."""
+        body, options = [], {}
         while i < len(lines) and lines[i].strip() != fence:
-            if not (body == [] and re.match(r"^:[\w-]+:", lines[i])):
+            option = re.match(r"^:([\w-]+):\s*(.*)$", lines[i])
+            if body == [] and option:
+                options[option.group(1)] = option.group(2).strip()
+            else:
                 body.append(lines[i])
             i += 1
-        return body, i + 1
+        return (body, options), i + 1
 
-    def directive(self, name, argument, body):
+    def directive(self, name, argument, body, options=None):
         if name == "solution-start":
             self.in_solution = True
             return []
@@ -135,7 +180,13 @@ class Converter:
         if name in ("exercise", "exercise-start"):
             self.exercises += 1
             title = f"### Exercise {self.exercises}" + (f": {argument}" if argument else "")
-            return [title, ""] + [self.roles(line) for line in body]
+            lines = [title, ""] + [self.roles(line) for line in body]
+            if name == "exercise":  # a prose exercise: room for the answer, then the link
+                label = (options or {}).get("label", "")
+                link = f"{self.page_url}#{label}" if label else self.page_url
+                lines += ["", ANSWER_CELL, f"When you have written your answer, compare it "
+                          f"with [the solution in the book]({link}) (under the exercise)."]
+            return lines
         if name == "footbibliography":
             return [self.bib.reference_list()]
         if name == "math":
@@ -149,44 +200,84 @@ class Converter:
         raise UnknownMarkup(f"unknown directive {{{name}}}")
 
 
+INSTALL = '''# Installs this course's library where it is missing (as in Colab). It leaves
+# the runtime's own torch alone. On your own machine, `make book` has installed it.
+import importlib.util, re, subprocess, sys
+REPOSITORY = "{url}"
+if importlib.util.find_spec("deepres") is None:
+    pip = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet",
+                          "--disable-pip-version-check", f"git+{{REPOSITORY}}"],
+                         capture_output=True, text=True)
+    if pip.returncode != 0:
+        class InstallFailed(Exception):
+            def _render_traceback_(self):  # the message only, no traceback
+                return str(self).splitlines()
+        lines = [line.strip() for line in re.sub(r"\\x1b\\[[0-9;]*m", "", pip.stderr).splitlines()]
+        said = ([line for line in lines if line.startswith("fatal:")]  # git's reason
+                + [line for line in lines if line.startswith("ERROR:")] + lines[-1:] + ["?"])
+        raise InstallFailed(
+            f"Could not install the course library from {{REPOSITORY}}.\\n"
+            f"pip said: {{said[0]}}\\n"
+            "What to do: check that this runtime is connected to the internet and that "
+            "the address above opens in a browser, then run this cell again. On your own "
+            "machine, clone the repository and run `make book` instead.")
+    print(f"Installed the course library from {{REPOSITORY}}.")'''
+
+
 def install_cell():
-    url = repository_url()
-    return nbformat.v4.new_code_cell(
-        "# Installs this course's library where it is missing (as in Colab).\n"
-        "# On your own machine, `make book` has installed it already.\n"
-        "import importlib.util, subprocess, sys\n"
-        "if importlib.util.find_spec(\"deepres\") is None:\n"
-        "    subprocess.check_call([sys.executable, \"-m\", \"pip\", \"install\", \"--quiet\",\n"
-        f"                           \"deepres @ git+{url}\"])")
+    return nbformat.v4.new_code_cell(INSTALL.format(url=repository_url()))
 
 
-def learner_notebook(md_path):
-    """The learner's notebook of one chapter, as an nbformat notebook."""
+def intro_cell(md_path, values):
+    budget = values.get("book_budget", "laptop") if values else "laptop"
+    return nbformat.v4.new_markdown_cell(
+        f"*The learner's version of a chapter of **Deep Residual Networks, Hands-On** "
+        f"({repository_url()}); the book is at {book_url()}. The solutions are removed: "
+        f"write your code where it says `YOUR CODE HERE`, then run the check cell below "
+        f"it.*\n\n"
+        f"*Numbers marked † in the text are the ones the book's build computed (the "
+        f"`{budget}` budget, on a CPU). Your run prints its own in the cells above them.*"
+        f"\n\n"
+        f"*The chapter's first code cell picks the compute budget: set `BUDGET` there "
+        f"(`\"smoke\"`, `\"laptop\"`, `\"gpu\"` or `\"paper\"`). Training runs are cached in "
+        f"`~/.cache/deepres`, which Colab forgets when the runtime ends. To keep them, mount "
+        f"Google Drive and point the cache there before that cell:* "
+        f"`from google.colab import drive; drive.mount(\"/content/drive\")`, then "
+        f"`%env DEEPRES_CACHE=/content/drive/MyDrive/deepres-cache`. *A long run that is "
+        f"interrupted then resumes from its last checkpoint.*")
+
+
+def learner_notebook(md_path, values=None):
+    """The learner's notebook of one chapter, as an nbformat notebook, with the glued
+    ``values`` of the executed chapter (default: read from the book's build)."""
+    if values is None:
+        values = glued_values(EXECUTED / "chapters" / md_path.with_suffix(".ipynb").name)
     chapter = jupytext.read(md_path)
-    converter = Converter(Bibliography())
+    page = f"{book_url()}chapters/{md_path.stem}.html"
+    converter = Converter(Bibliography(), values, page)
     cells = []
     for cell in chapter.cells:
         if cell.cell_type == "markdown":
             text = converter.markdown(cell.source)
-            if text:
-                cells.append(nbformat.v4.new_markdown_cell(text))
+            for i, part in enumerate(text.split(ANSWER_CELL)):
+                if i:  # an empty cell where the learner writes a prose answer
+                    cells.append(nbformat.v4.new_markdown_cell("*Your answer:* "))
+                if part.strip():
+                    cells.append(nbformat.v4.new_markdown_cell(part.strip()))
         elif not converter.in_solution:
             tags = cell.metadata.get("tags", [])
             cells.append(nbformat.v4.new_code_cell(cell.source, metadata={"tags": tags}
                                                    if tags else {}))
     if converter.in_solution:
         raise UnknownMarkup(f"{md_path.name}: a solution-start has no solution-end")
-    intro = nbformat.v4.new_markdown_cell(
-        f"*The learner's version of this chapter of **Deep Residual Networks, Hands-On** "
-        f"({repository_url()}). The solutions are removed: write your code where it says "
-        f"`YOUR CODE HERE`, then run the check cell below it.*")
-    cells[1:1] = [intro, install_cell()]
+    cells[1:1] = [intro_cell(md_path, values), install_cell()]
     for number, cell in enumerate(cells):
         cell["id"] = f"cell-{number}"
     notebook = nbformat.v4.new_notebook(cells=cells, metadata={
         "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
         "language_info": {"name": "python"},
         "colab": {"provenance": []},
+        "deepres": {"book_values": values},
     })
     nbformat.validate(notebook)
     return notebook
@@ -199,14 +290,22 @@ def render(notebook):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--check", action="store_true", help="only report stale notebooks")
+    parser.add_argument("--executed", type=Path, default=EXECUTED,
+                        help="the executed book's jupyter_execute folder")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="write the notebooks here instead of beside the chapters")
     args = parser.parse_args(argv)
     stale = []
     for md in chapters():
-        target = md.with_suffix(".ipynb")
-        text = render(learner_notebook(md))
+        target = (args.out or md.parent) / md.with_suffix(".ipynb").name
+        try:
+            values = glued_values(args.executed / "chapters" / target.name)
+        except MissingBuild as error:
+            raise SystemExit(str(error)) from None
+        text = render(learner_notebook(md, values))
         if target.exists() and target.read_text() == text:
             continue
-        stale.append(target.relative_to(ROOT))
+        stale.append(target.name)
         if not args.check:
             target.write_text(text)
     verb = "out of date" if args.check else "written"

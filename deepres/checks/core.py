@@ -11,7 +11,15 @@ import torch
 
 
 class CheckFailed(AssertionError):
-    """Raised by a check cell whose exercise is not solved yet (nbval sees a failure)."""
+    """Raised by a check cell whose exercise is not solved yet (nbval sees a failure).
+
+    It is feedback, not a crash: IPython (Jupyter, Colab) shows only its message, with no
+    traceback through this library. It still stops "Run all" and fails nbval.
+    """
+
+    def _render_traceback_(self):  # IPython calls this instead of printing a traceback
+        return [f"{type(self).__name__}: {line}" if i == 0 else line
+                for i, line in enumerate(str(self).splitlines())]
 
 
 class NotDoneYet(Exception):

@@ -1,0 +1,60 @@
+"""Where the book and its notebooks live: one repository URL for every link.
+
+The URL is ``repository.url`` in ``_config.yml``, unless the build says otherwise:
+
+1. ``DEEPRES_REPOSITORY_URL`` (and ``DEEPRES_REPOSITORY_BRANCH``), set by hand;
+2. in a GitHub Actions build, the repository the build runs in (``GITHUB_SERVER_URL``
+   and ``GITHUB_REPOSITORY``), so that a fork publishes links to itself.
+
+The Colab links, the launch button, the learner notebooks' install cell and their links
+to the book's solutions are all built from it.
+"""
+import os
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+COLAB = "https://colab.research.google.com/github"
+GITHUB = "https://github.com/"
+
+
+def _config():
+    return yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]
+
+
+def repository_url(configured=None):
+    """The repository's URL: the environment's override, else ``configured`` (default:
+    ``_config.yml``'s)."""
+    if os.environ.get("DEEPRES_REPOSITORY_URL"):
+        return os.environ["DEEPRES_REPOSITORY_URL"].rstrip("/")
+    if os.environ.get("GITHUB_ACTIONS") == "true" and os.environ.get("GITHUB_REPOSITORY"):
+        server = os.environ.get("GITHUB_SERVER_URL", "https://github.com").rstrip("/")
+        return f"{server}/{os.environ['GITHUB_REPOSITORY']}"
+    return (configured or _config()["url"]).rstrip("/")
+
+
+def repository_branch(configured=None):
+    return os.environ.get("DEEPRES_REPOSITORY_BRANCH") or configured or _config()["branch"]
+
+
+def github_path(url):
+    """``owner/name`` of a GitHub URL; a ValueError for anything else."""
+    if not url.startswith(GITHUB) or url[len(GITHUB):].count("/") != 1:
+        raise ValueError(f"the repository must be a GitHub URL "
+                         f"(https://github.com/OWNER/NAME), got {url!r}")
+    return url[len(GITHUB):]
+
+
+def colab_url(url, branch, path):
+    """Colab's address for the notebook at ``path`` in the repository."""
+    return f"{COLAB}/{github_path(url)}/blob/{branch}/{path}"
+
+
+def book_url(url=None):
+    """Where GitHub Pages publishes the book of the repository: ``DEEPRES_BOOK_URL``,
+    else https://OWNER.github.io/NAME/."""
+    if os.environ.get("DEEPRES_BOOK_URL"):
+        return os.environ["DEEPRES_BOOK_URL"].rstrip("/") + "/"
+    owner, name = github_path(url or repository_url()).split("/")
+    return f"https://{owner.lower()}.github.io/{name}/"

@@ -1,0 +1,64 @@
+"""One repository URL, right for any fork: _config.yml's, or the build's own."""
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "_ext"))
+sys.path.insert(0, str(ROOT / "tools"))
+import colab_link  # noqa: E402
+import learner  # noqa: E402
+import repository  # noqa: E402
+
+CONFIGURED = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]
+
+
+@pytest.fixture(autouse=True)
+def no_override(monkeypatch):
+    for name in ("DEEPRES_REPOSITORY_URL", "DEEPRES_REPOSITORY_BRANCH", "DEEPRES_BOOK_URL",
+                 "GITHUB_ACTIONS", "GITHUB_REPOSITORY", "GITHUB_SERVER_URL"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_default_is_the_configured_repository():
+    assert repository.repository_url() == CONFIGURED["url"].rstrip("/")
+    assert repository.repository_branch() == CONFIGURED["branch"]
+
+
+def test_a_github_actions_build_uses_its_own_repository(monkeypatch):
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_REPOSITORY", "a-fork/hands-on")
+    assert repository.repository_url() == "https://github.com/a-fork/hands-on"
+    assert repository.book_url() == "https://a-fork.github.io/hands-on/"
+    assert f'REPOSITORY = "https://github.com/a-fork/hands-on"' in learner.install_cell().source
+
+
+def test_the_explicit_override_wins(monkeypatch):
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_REPOSITORY", "a-fork/hands-on")
+    monkeypatch.setenv("DEEPRES_REPOSITORY_URL", "https://github.com/Someone/Course/")
+    monkeypatch.setenv("DEEPRES_REPOSITORY_BRANCH", "teaching")
+    assert repository.repository_url() == "https://github.com/Someone/Course"
+    assert repository.repository_branch() == "teaching"
+    assert repository.book_url() == "https://someone.github.io/Course/"
+
+
+def test_the_build_points_the_theme_and_the_colab_links_at_it(monkeypatch):
+    monkeypatch.setenv("DEEPRES_REPOSITORY_URL", "https://github.com/a-fork/hands-on")
+    config = SimpleNamespace(html_theme_options={"repository_url": CONFIGURED["url"],
+                                                 "repository_branch": "main"})
+    colab_link.use_the_builds_repository(None, config)
+    assert config.html_theme_options["repository_url"] == "https://github.com/a-fork/hands-on"
+    assert repository.colab_url(config.html_theme_options["repository_url"], "main",
+                                "chapters/01_vgg.ipynb") == (
+        "https://colab.research.google.com/github/a-fork/hands-on/blob/main/chapters/01_vgg.ipynb")
+
+
+@pytest.mark.parametrize("url", ["https://gitlab.com/a/b", "https://github.com/only-owner",
+                                 "file:///tmp/repo"])
+def test_colab_needs_a_github_repository(url):
+    with pytest.raises(ValueError, match="GitHub URL"):
+        repository.colab_url(url, "main", "chapters/01_vgg.ipynb")
