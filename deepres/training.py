@@ -145,7 +145,9 @@ def estimate_seconds(model, data, *, steps, batch_size, eval_every, device, repe
     timed training steps of a copy of it (after one untimed step), times ``steps``, plus
     the evaluations, each timed as forward passes of ``evaluate``'s batches of 500. The
     model and the random number generators are left as they were. Not counted: data
-    augmentation and the progress bar (small on these machines)."""
+    augmentation and the progress bar (small on these machines), and the warm-up of a
+    process's first run (its first steps set up kernels; measured here: the first run
+    of a chapter took up to 2x its estimate, the others within about 10%)."""
     device = torch.device(device)
     rng = torch.get_rng_state()
     cuda_rng = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
@@ -166,6 +168,7 @@ def estimate_seconds(model, data, *, steps, batch_size, eval_every, device, repe
     x_eval = _memory_format(data.x_test[:500].to(device), device)
     with torch.no_grad(), _autocast(device):
         twin.eval()
+        twin(x_eval)  # the first pass at a new batch size sets up its kernels: untimed
         per_batch = _timed(lambda: twin(x_eval), device) * 500 / len(x_eval)
     torch.set_rng_state(rng)
     if cuda_rng is not None:

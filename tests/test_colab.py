@@ -149,6 +149,13 @@ def learner_notebooks_for(url, tmp_path, monkeypatch):
     return paths
 
 
+def installed_torch(python):
+    """Name, version and place of the installed torch and torchvision."""
+    shown = _run(python, "-m", "pip", "show", "torch", "torchvision").stdout
+    return [line for line in shown.splitlines()
+            if line.startswith(("Name:", "Version:", "Location:"))]
+
+
 def test_the_runtime_is_built_like_colab(colab_python):
     probe = ("import importlib.util as u, ipywidgets, torch; "
              "print(ipywidgets.__version__, torch.__version__, "
@@ -160,7 +167,7 @@ def test_the_runtime_is_built_like_colab(colab_python):
 
 
 def test_every_learner_notebook_runs_in_colab(colab_python, published, tmp_path, monkeypatch):
-    torch_before = _run(colab_python, "-m", "pip", "show", "torch", "torchvision").stdout
+    torch_before = installed_torch(colab_python)
     notebooks = learner_notebooks_for(published, tmp_path, monkeypatch)
     files = {p.name: p for p in DEBIAN.glob("*.gz")}
     with FileServer(files) as server:
@@ -177,7 +184,7 @@ def test_every_learner_notebook_runs_in_colab(colab_python, published, tmp_path,
     # the data came through torchvision's download, from the stand-in for the internet
     assert sorted(set(server.served)) == sorted(files)
     # installing the library neither replaced nor added a torch
-    assert _run(colab_python, "-m", "pip", "show", "torch", "torchvision").stdout == torch_before
+    assert installed_torch(colab_python) == torch_before
 
 
 def test_install_cell_fails_with_a_message_not_a_traceback(colab_python, tmp_path, monkeypatch):

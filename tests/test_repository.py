@@ -33,7 +33,7 @@ def test_a_github_actions_build_uses_its_own_repository(monkeypatch):
     monkeypatch.setenv("GITHUB_REPOSITORY", "a-fork/hands-on")
     assert repository.repository_url() == "https://github.com/a-fork/hands-on"
     assert repository.book_url() == "https://a-fork.github.io/hands-on/"
-    assert f'REPOSITORY = "https://github.com/a-fork/hands-on"' in learner.install_cell().source
+    assert 'REPOSITORY = "https://github.com/a-fork/hands-on"' in learner.install_cell().source
 
 
 def test_the_explicit_override_wins(monkeypatch):

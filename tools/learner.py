@@ -28,6 +28,7 @@ from repository import book_url, repository_url  # noqa: E402
 
 EXECUTED = ROOT / "_build" / "jupyter_execute"  # where `make book` leaves the executed pages
 BOOK_MARK = "<sup>†</sup>"
+NUMBER = re.compile(r"^[-+]?[\d.,]+(e[-+]?\d+)?%?$")
 ANSWER_CELL = "<!-- the learner's answer cell -->"
 # Glued values that measure this machine (times, memory): they differ from run to run.
 MEASURED_PREFIXES = ("time_", "mem_")
@@ -135,7 +136,8 @@ class Converter:
                     return f"`{name}`"
                 if name not in self.values:
                     raise UnknownMarkup(f"the executed chapter glued no value {name!r}")
-                return f"{self.values[name]}{BOOK_MARK}"
+                value = self.values[name]  # numbers are marked; words read as text
+                return f"{value}{BOOK_MARK}" if NUMBER.match(value) else value
             if role in ("doc", "ref", "numref", "eq"):
                 return re.sub(r"\s*<.*>$", "", text)
             raise UnknownMarkup(f"unknown role {{{role}}}")

@@ -1,0 +1,110 @@
+"""Estimate how long each chapter's training takes with the `gpu` budget, from FLOPs.
+
+No GPU is lent to this project, so this is arithmetic, not a measurement: the training
+FLOPs of every run a chapter makes (3 x the forward pass per training image, the
+backward pass counted as twice the forward; plus the evaluations), divided by a
+throughput. On a real GPU the notebooks print their own estimate, from timed steps.
+
+    python tools/gpu_estimate.py [TFLOPS]
+
+TFLOPS is the effective training throughput to assume. By default it is derived from a
+published measurement on a GPU of the T4's generation (Turing): Lambda Labs trained
+David Page's ResNet-9 on CIFAR-10 for 24 epochs in 131 s on an RTX 2080 Ti, in fp16
+("ResNet9: train to 94% CIFAR10 accuracy in 100 seconds with a single Turing GPU").
+Its FLOPs, counted here, give the 2080 Ti's effective throughput on a CIFAR ResNet; a T4
+is taken to sustain T4_SHARE of it (40 against 68 streaming multiprocessors, and lower
+clocks under its 70 W limit: an assumption, not a measurement). The networks are the
+chapters' own, built with the library and the budget's widths; a chapter that reuses
+another's runs through the run cache in the book is counted in full, as in a fresh
+Colab runtime.
+"""
+import sys
+
+import torch
+from torch import nn
+
+from deepres.budget import PROFILES
+from deepres.measure import count_flops
+from deepres.models import VGG, densenet_bc_cifar, plain, resnet_cifar
+from deepres.training import TRAIN_EVAL_SIZE, n_evaluations
+
+
+def chapter_networks(b):
+    """Each chapter's networks for budget ``b`` (CIFAR-10: 3 channels, 32x32, 10 classes)."""
+    a, m, c = b.vgg_widths
+    w = b.resnet_widths
+
+    def vgg(config, k):
+        return VGG(config, num_classes=10, in_channels=3, batch_norm=True, hidden=128,
+                   pool_size=3, kernel_size=k)
+
+    planes = tuple(2 * x for x in w)
+
+    def resnext(cardinality, d):
+        return resnet_cifar(11, widths=planes, bottleneck=True, shortcut="B",
+                            groups=cardinality, width_per_group=d)
+
+    return {
+        "1 VGG": [vgg([a, a, "M", m, m, "M", c, c, "M"], 3), vgg([a, "M", m, "M", c, "M"], 5)],
+        "2 degradation": [plain(20, widths=w), plain(56, widths=w)],
+        "3 residual": [plain(20, widths=w), plain(56, widths=w),
+                       resnet_cifar(20, widths=w), resnet_cifar(56, widths=w)],
+        "4 bottleneck": [resnet_cifar(20, widths=tuple(x * 9 // 8 for x in w)),
+                         resnet_cifar(29, widths=w, bottleneck=True, shortcut="B")],
+        "5 ResNeXt": [resnext(1, 64), resnext(8, 14)],
+        "6 DenseNet": [densenet_bc_cifar(40, growth_rate=w[0] * 3 // 4), resnet_cifar(14, widths=w)],
+    }
+
+
+T4_SHARE = 0.36  # (40 SMs x ~1.1 GHz under load) / (68 SMs x ~1.8 GHz): an assumption
+
+
+def resnet9():
+    """David Page's DAWNBench ResNet-9 (the network of the published measurement)."""
+    def block(c_in, c_out, pool=False):
+        layers = [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out),
+                  nn.ReLU()]
+        return layers + ([nn.MaxPool2d(2)] if pool else [])
+
+    class Residual(nn.Module):
+        def __init__(self, c):
+            super().__init__()
+            self.body = nn.Sequential(*block(c, c), *block(c, c))
+
+        def forward(self, x):
+            return x + self.body(x)
+
+    return nn.Sequential(*block(3, 64), *block(64, 128, pool=True), Residual(128),
+                         *block(128, 256, pool=True), *block(256, 512, pool=True),
+                         Residual(512), nn.AdaptiveMaxPool2d(1), nn.Flatten(),
+                         nn.Linear(512, 10))
+
+
+def reference_tflops(seconds=131, epochs=24):
+    """Effective training throughput of the 2080 Ti measurement, scaled to a T4."""
+    flops = 3 * count_flops(resnet9(), torch.randn(1, 3, 32, 32)) * 50_000 * epochs
+    return flops / seconds / 1e12 * T4_SHARE
+
+
+def main(tflops=None, budget="gpu"):
+    tflops = tflops or reference_tflops()
+    b = PROFILES[budget]
+    x = torch.randn(1, 3, 32, 32)
+    eval_images = 10_000 + TRAIN_EVAL_SIZE
+    print(f"budget {budget}: {b.steps} steps of batch {b.batch_size}, seeds {b.seeds}; "
+          f"{tflops:.1f} TFLOPS effective")
+    total = 0.0
+    for chapter, networks in chapter_networks(b).items():
+        flops = 0.0
+        for model in networks:
+            forward = count_flops(model, x)
+            flops += len(b.seeds) * forward * (3 * b.batch_size * b.steps
+                                               + n_evaluations(b.steps, b.eval_every) * eval_images)
+        seconds = flops / (tflops * 1e12)
+        total += seconds
+        print(f"chapter {chapter:<14} {flops / 1e15:7.2f} PFLOP  {seconds / 60:6.1f} min")
+    print(f"all chapters          {total / 60:6.1f} min")
+
+
+if __name__ == "__main__":
+    main(*(float(a) for a in sys.argv[1:2]))
