@@ -1,5 +1,8 @@
 """Every checker accepts the reference answer and rejects wrong ones with a specific
 message; broken learner code never crashes a checker."""
+import math
+
+import numpy as np
 import pytest
 from torch import nn
 
@@ -30,7 +33,7 @@ def test_stack_params_accepts_the_answer(capsys):
 @pytest.mark.parametrize("wrong, message", [
     (lambda c, n, k: n * (k * k * c * c + c), "counts the biases too"),
     (lambda c, n, k: k * k * c * c, "that is one layer"),
-    (lambda c, n, k: n * k * c * c, "k*k"),
+    (lambda c, n, k: n * k * c * c, "one k x k kernel"),
     (lambda c, n, k: 3 * 9 * c * c, "expected"),
     (lambda c, n, k: None, "returned None"),
 ])
@@ -304,7 +307,7 @@ def test_width_for_cardinality_accepts_the_answer():
 @pytest.mark.parametrize("wrong, message", [
     (lambda c: 64 // c, "Table 2"),
     (lambda c: int(64 / c ** 0.5), "Table 2"),
-    (lambda c: "4d", "expected a width"),
+    (lambda c: "4d", "return the number itself, not text"),
 ])
 def test_width_for_cardinality_rejects(wrong, message):
     rejects(resnext.width_for_cardinality, wrong, message)
@@ -404,7 +407,7 @@ def test_crashing_code_is_reported_not_raised(checker):
 
 @pytest.mark.parametrize("checker", ALL_CHECKERS, ids=lambda c: f"{c.__module__}.{c.__name__}")
 def test_a_value_instead_of_a_function(checker):
-    rejects(checker, 42, "pass the function you wrote")
+    rejects(checker, 42, "you wrote (its name, without parentheses)")
 
 
 def test_a_failed_check_renders_as_feedback_without_a_traceback():
@@ -415,3 +418,192 @@ def test_a_failed_check_renders_as_feedback_without_a_traceback():
     assert lines[0].startswith("CheckFailed: Exercise")
     assert "Traceback" not in "\n".join(lines) and ".py" not in "\n".join(lines)
     assert lines[1:] == str(error.value).splitlines()[1:]
+
+
+def test_option_a_computes_its_expectation_before_the_answer_runs():
+    def in_place(x, c_out, stride):
+        x.mul_(2)  # changes the caller's tensor, then returns a right-looking answer
+        x = x[:, :, ::stride, ::stride]
+        return torch.cat([x, x.new_zeros(x.shape[0], c_out - x.shape[1], *x.shape[2:])], 1)
+    rejects(residual.option_a, in_place, "changed its input x in place")
+
+
+def test_hints_come_in_tiers(capsys):
+    """The first failure says what is wrong and how to ask for a nudge; check.hint() or
+    a second failure gives the nudge; the nudge never gives the answer away."""
+    from deepres.checks import core
+    core._hints["failures"].clear()
+    wrong = lambda channels, n_layers, kernel_size: 1  # noqa: E731
+    first = rejects(check.stack_params, wrong, "For a nudge, run check.hint().")
+    assert "A nudge" not in first
+    check.hint()
+    nudge = capsys.readouterr().out
+    assert "parameters of a stack - a nudge:" in nudge
+    second = rejects(check.stack_params, wrong, "A nudge: ")
+    assert "check.hint()" not in second
+    for text in (nudge, second):
+        assert "kernel_size * kernel_size" not in text and "n_layers *" not in text
+
+
+def test_an_endless_loop_is_stopped_with_a_message(monkeypatch):
+    from deepres.checks import core
+    monkeypatch.setattr(core, "TIME_LIMIT", 1)
+
+    def endless(channels, n_layers, kernel_size):
+        while True:
+            pass
+    rejects(check.stack_params, endless, "stopped after 1 s", "never ends")
+
+
+def test_an_arithmetic_exercise_refuses_a_built_network():
+    def by_building(channels, n_layers, kernel_size):
+        return sum(p.numel() for _ in range(n_layers)
+                   for p in nn.Conv2d(channels, channels, kernel_size, bias=False).parameters())
+    rejects(check.stack_params, by_building, "asks for arithmetic", "built a Conv2d")
+
+
+def test_the_seed_repeats_the_cases():
+    wrong = lambda channels, n_layers, kernel_size: 0  # noqa: E731
+    first = rejects(check.stack_params, wrong, "seed")
+    seed = int(first.split("seed=")[1].split(" ")[0])
+    again = rejects(lambda fn: check.stack_params(fn, seed=seed), wrong)
+    assert again.splitlines()[1:-1] == first.splitlines()[1:-1]
+
+
+# --- kinds of wrong answers that used to pass, and right ones that used to fail ----
+
+class WithDropout(BasicBlock):
+    """Right in evaluation mode; dropout makes it differ while training."""
+
+    def __init__(self, c_in, c_out, stride=1):
+        super().__init__(c_in, c_out, stride, shortcut="B")
+        self.drop = nn.Dropout(0.2)
+
+    def forward(self, x):
+        return self.drop(super().forward(x))
+
+
+class ShortcutFirst(nn.Module):
+    """A right block whose shortcut is created before its branch (other order of names)."""
+
+    def __init__(self, c_in, c_out, stride=1):
+        super().__init__()
+        self.shortcut = nn.Identity()
+        if stride != 1 or c_in != c_out:
+            self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False),
+                                          nn.BatchNorm2d(c_out))
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, padding="same" if stride == 1 else 1,
+                               bias=False)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding="same", bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.relu = nn.ReLU()  # one instance, used twice
+
+    def forward(self, x):
+        out = self.relu(self.bn1(self.conv1(x)))
+        return self.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
+
+
+class Counting(BasicBlock):
+    """Changes its state at every call."""
+
+    def __init__(self, c_in, c_out, stride=1):
+        super().__init__(c_in, c_out, stride, shortcut="B")
+        self.calls = 0
+
+    def forward(self, x):
+        self.calls += 1
+        return super().forward(x) * (1 + 0.1 * (self.calls > 2))
+
+
+class EvalOnlyBug(BasicBlock):
+    def __init__(self, c_in, c_out, stride=1):
+        super().__init__(c_in, c_out, stride, shortcut="B")
+
+    def forward(self, x):
+        if not self.training:
+            raise RuntimeError("only in evaluation mode")
+        return super().forward(x)
+
+
+class Misspelled(BasicBlock):
+    forward = nn.Module.forward  # as if `def foward` had been written
+
+    def __init__(self, c_in, c_out, stride=1):
+        super().__init__(c_in, c_out, stride, shortcut="B")
+
+
+@pytest.mark.parametrize("wrong, message", [
+    (WithDropout, "in training mode differs"),
+    (Counting, "called a second time"),
+    (EvalOnlyBug, "only in evaluation mode"),
+    (Misspelled, "no method named forward"),
+    (lambda c_in, c_out, stride=1: _spoil(block_b(c_in, c_out, stride), lambda o: o.detach()),
+     "not connected to the input by autograd"),
+    (lambda c_in, c_out, stride=1: _spoil(block_b(c_in, c_out, stride), lambda o: o.double()),
+     "torch.float64; expected torch.float32"),
+    (lambda c_in, c_out, stride=1: _spoil(block_b(c_in, c_out, stride), lambda o: (o, o)),
+     "a tuple of 2 items; expected one tensor"),
+    (block_b(8, 8), "not an instance of it"),
+])
+def test_the_basic_block_check_catches(wrong, message):
+    rejects(residual.basic_block, wrong, message)
+
+
+class _Spoiled(nn.Module):
+    def __init__(self, inner, spoil):
+        super().__init__()
+        self.inner, self.spoil = inner, spoil
+
+    def forward(self, x):
+        return self.spoil(self.inner(x))
+
+
+def _spoil(module, spoil):
+    return _Spoiled(module, spoil)
+
+
+def test_a_right_block_in_another_order_with_same_padding_and_one_relu_passes():
+    assert residual.basic_block(ShortcutFirst)
+
+
+def test_a_bottleneck_with_its_stride_on_the_last_1x1_is_caught():
+    class StrideLast(Bottleneck):
+        def __init__(self, c, p, s=1):
+            super().__init__(c, p, 1, shortcut="B")
+            self.conv3 = nn.Conv2d(self.conv3.in_channels, self.conv3.out_channels, 1, s,
+                                   bias=False)
+            if s != 1:
+                self.shortcut = nn.Sequential(nn.Conv2d(c, 4 * p, 1, s, bias=False),
+                                              nn.BatchNorm2d(4 * p))
+    rejects(bottleneck.bottleneck_block, StrideLast, "differs by up to")
+
+
+@pytest.mark.parametrize("kind", ["numpy", "0-d tensor", "whole float"])
+def test_numbers_of_other_types_count(kind):
+    wrap = {"numpy": np.int64, "0-d tensor": torch.tensor, "whole float": float}[kind]
+    assert check.stack_params(lambda c, n, k: wrap(n * k * k * c * c))
+
+
+def test_grouped_conv_must_not_call_the_grouped_convolution():
+    rejects(resnext.grouped_conv, lambda x, conv: conv(x), "you called the grouped convolution")
+    rejects(resnext.grouped_conv,
+            lambda x, conv: F.conv2d(x, conv.weight, stride=conv.stride, padding=conv.padding,
+                                     groups=conv.groups), "groups=")
+
+
+@pytest.mark.parametrize("wrong, message", [
+    (lambda c: math.ceil((-512 * c + math.sqrt((512 * c) ** 2 + 36 * c * 69632)) / (18 * c)),
+     "round it to the nearest whole number"),
+    (lambda c: (-512 * c + math.sqrt((512 * c) ** 2 + 36 * c * 69632)) / (18 * c),
+     "not a whole number"),
+    (lambda c: {1: 64, 2: 40, 4: 24, 8: 14, 32: 4}.get(c, 0), "expected a positive width"),
+])
+def test_width_for_cardinality_needs_the_rounded_solution_for_any_cardinality(wrong, message):
+    rejects(resnext.width_for_cardinality, wrong, message)
+
+
+def test_a_lookup_table_of_the_old_cases_fails():
+    table = {(64, 1, 3): 36864, (64, 2, 3): 73728, (64, 3, 3): 110592, (512, 3, 3): 7077888,
+             (64, 1, 7): 200704, (32, 1, 5): 25600, (8, 4, 5): 6400}
+    rejects(check.stack_params, lambda c, n, k: table.get((c, n, k)), "returned None")

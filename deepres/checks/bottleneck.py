@@ -1,39 +1,49 @@
 """Checkers for the bottleneck chapter's exercises."""
 from ..measure import count_params
 from ..models.blocks import Bottleneck
-from .core import CRASHED, run_checks
+from .core import CRASHED, hint, no_modules, run_checks  # noqa: F401
 from .residual import compare_blocks, identity_when_silenced
 
 CASES = [(64, 16, 1, "identity shortcut"), (32, 16, 1, "projection, more channels"),
          (64, 16, 2, "projection, stride 2"), (64, 32, 2, "projection, both")]
 
 
-def bottleneck_block(cls):
+def bottleneck_block(cls, seed=None):
     """``cls(c_in, planes, stride)``: the bottleneck block, outputs 4 * planes channels."""
     def body(check):
         compare_blocks(check, cls, lambda c_in, planes, stride: Bottleneck(
             c_in, planes, stride, shortcut="B"), CASES)
         identity_when_silenced(check, cls, (64, 16, 1), channels=64)
 
-    return run_checks("Exercise: the bottleneck block", body, answer=cls,
-                      hint="conv1 1x1 (c_in -> planes), bn1, ReLU; conv2 3x3 (planes -> "
-                           "planes, stride, padding 1), bn2, ReLU; conv3 1x1 (planes -> 4 * "
-                           "planes), bn3; add the shortcut (1x1 conv with stride + BN if the "
-                           "shape changes); ReLU. No biases; create them in that order.")
+    return run_checks("Exercise: the bottleneck block", body, answer=cls, kind="class",
+                      seed=seed,
+                      hint="three convolutions: which one reduces the width, which one "
+                           "restores it (to how many channels?), and which one may change "
+                           "the resolution? The shortcut has to match the output's shape.")
 
 
-def bottleneck_params(fn):
+def bottleneck_params(fn, seed=None):
     """``fn(c_in, planes, stride)``: parameters of that bottleneck block (option B)."""
+    exercise = "Exercise: parameters of a bottleneck"
+
     def body(check):
-        for c_in, planes, stride, _ in CASES + [(256, 64, 1, ""), (1024, 512, 2, "")]:
+        r = check.random
+        cases = [(256, 64, 1), (1024, 512, 2)]
+        for _ in range(4):
+            planes = r.randint(1, 64)
+            c_in = 4 * planes if r.random() < 0.4 else r.randint(1, 256)
+            cases.append((c_in, planes, r.choice((1, 2))))
+        for c_in, planes, stride in cases:
             block = Bottleneck(c_in, planes, stride, shortcut="B")
             want = count_params(block)
-            got = check.call(fn, c_in, planes, stride)
-            if got is CRASHED:
+            label = f"bottleneck_params({c_in}, {planes}, {stride})"
+            with no_modules(exercise):
+                got = check.call(fn, c_in, planes, stride, label=label)
+            got = None if got is CRASHED else check.number(got, label)
+            if got is None:
                 continue
             bn = sum(p.numel() for n, p in block.named_parameters() if "bn" in n or ".1." in n)
             projection = count_params(block.shortcut)
-            label = f"bottleneck_params({c_in}, {planes}, {stride})"
             if got == want:
                 check.expect(True, "")
             elif got == want - bn:
@@ -44,7 +54,6 @@ def bottleneck_params(fn):
             else:
                 check.fail(f"{label} returned {got!r}; expected {want:,}")
 
-    return run_checks("Exercise: parameters of a bottleneck", body, answer=fn,
-                      hint="1x1: c_in*planes; 3x3: 9*planes*planes; 1x1: planes*4*planes; "
-                           "BN: 2 per channel after each; plus the projection when stride != 1 "
-                           "or c_in != 4*planes.")
+    return run_checks(exercise, body, answer=fn, kind="function", seed=seed,
+                      hint="add up the three convolutions, a BatchNorm after each, and ask "
+                           "when the shortcut needs parameters of its own.")

@@ -2,12 +2,26 @@
 
 A checker calls the learner's code on inputs it chooses, compares with the reference,
 collects every problem it finds, and then either prints a short success line or raises
-:class:`CheckFailed` listing each problem and a hint. It never lets the learner's own
-exception escape: a crash in their code becomes one line saying where and what.
-"""
-import traceback
+:class:`CheckFailed` listing each problem. It never lets an exception escape, the
+learner's or its own: a crash in their code becomes one line saying where and what, a
+check that runs longer than ``TIME_LIMIT`` seconds stops with a message, and anything
+the comparison cannot digest is reported as such.
 
+Hints come in tiers: a failure says what is wrong; ``check.hint()``, or a second failure
+of the same exercise, adds a nudge (never the answer).
+"""
+import math
+import random
+import signal
+import threading
+import traceback
+from contextlib import contextmanager
+
+import numpy as np
 import torch
+from torch import nn
+
+TIME_LIMIT = 20  # seconds a whole check may take
 
 
 class CheckFailed(AssertionError):
@@ -26,23 +40,50 @@ class NotDoneYet(Exception):
     """Internal: the learner's code still raises NotImplementedError."""
 
 
+class TimeLimit(BaseException):
+    """Internal: the check ran out of time (a BaseException, so that the learner's own
+    ``except Exception`` cannot swallow it)."""
+
+
+class RuleBroken(Exception):
+    """The learner's code did what the exercise rules out (reported like a crash)."""
+
+
 CRASHED = object()  # what Checker.call returns when the learner's code raised
+
+_hints = {"exercise": None, "hint": "", "failures": {}}  # the last check, for hint()
+
+
+def hint():
+    """A nudge for the exercise checked last (the check cell that ran last)."""
+    if _hints["exercise"] is None:
+        print("Run a check cell first; then hint() gives a nudge for that exercise.")
+    else:
+        print(f"{_hints['exercise']} - a nudge: {_hints['hint'] or 'no hint for this one.'}")
 
 
 class Checker:
-    def __init__(self, exercise, hint=""):
+    def __init__(self, exercise, hint="", seed=None):
         self.exercise, self.hint = exercise, hint
         self.problems, self.passed = [], 0
+        # the cases are drawn at random on every check; the seed repeats them
+        self.seed = seed if seed is not None else random.SystemRandom().randrange(10 ** 6)
+        self.random = random.Random(self.seed)
 
     def call(self, fn, *args, label=None, **kwargs):
         """``fn(*args, **kwargs)``, turning a crash into a recorded problem (and CRASHED)."""
         label = label or _describe_call(fn, args, kwargs)
         if not callable(fn):
-            self.fail(f"expected a function or class, but got {type(fn).__name__} {fn!r}")
+            self.fail(f"expected a function or class, but got {type(fn).__name__} {_short(fn)}")
             return CRASHED
         try:
             return fn(*args, **kwargs)
-        except NotImplementedError:
+        except NotImplementedError as error:
+            if 'missing the required "forward" function' in str(error):
+                self.fail(f"{label}: {str(error).split(' is missing')[0]} has no method "
+                          f"named forward. Check its spelling and indentation; an "
+                          f"nn.ModuleList cannot be called either: loop over it instead")
+                return CRASHED
             raise NotDoneYet() from None
         except Exception as error:  # the learner's bug, reported, never re-raised
             self.fail(f"{label} raised {type(error).__name__}: {error}{_where(error)}")
@@ -60,33 +101,155 @@ class Checker:
         if message not in self.problems:
             self.problems.append(message)
 
+    def number(self, value, label, integer=True):
+        """``value`` as a Python number if it is one (numpy numbers and one-element
+        tensors count), else None with the problem recorded."""
+        if isinstance(value, torch.Tensor) and value.numel() == 1:
+            value = value.item()
+        elif isinstance(value, np.generic):
+            value = value.item()
+        kind = type(value).__name__
+        if value is None:
+            self.fail(f"{label} returned None: is the `return` missing?")
+        elif isinstance(value, bool):
+            self.fail(f"{label} returned {value}, a bool; expected a number")
+        elif isinstance(value, str):
+            self.fail(f"{label} returned the string {_short(value)}: return the number "
+                      f"itself, not text")
+        elif isinstance(value, (tuple, list)):
+            self.fail(f"{label} returned a {kind} of {len(value)} items; expected one number")
+        elif isinstance(value, torch.Tensor):
+            self.fail(f"{label} returned a tensor of shape {tuple(value.shape)}; expected "
+                      f"one number")
+        elif not isinstance(value, (int, float)):
+            self.fail(f"{label} returned a {kind}; expected a number")
+        elif isinstance(value, float) and not math.isfinite(value):
+            self.fail(f"{label} returned {value}")
+        elif integer and isinstance(value, float) and not value.is_integer():
+            self.fail(f"{label} returned {value}, which is not a whole number")
+        else:
+            return int(value) if integer else value
+        return None
+
+    def tensor(self, value, label, like):
+        """``value`` if it is a tensor with the shape and dtype of ``like``, else None
+        with the problem recorded."""
+        if isinstance(value, (tuple, list)):
+            self.fail(f"{label} returned a {type(value).__name__} of {len(value)} items; "
+                      f"expected one tensor")
+        elif isinstance(value, np.ndarray):
+            self.fail(f"{label} returned a numpy array; return a torch tensor (numpy breaks "
+                      f"the autograd graph)")
+        elif not isinstance(value, torch.Tensor):
+            self.fail(f"{label} returned {'None' if value is None else 'a ' + type(value).__name__}"
+                      f"; expected a tensor")
+        elif tuple(value.shape) != tuple(like.shape):
+            self.fail(f"{label} returned shape {tuple(value.shape)}; expected "
+                      f"{tuple(like.shape)}")
+        elif value.dtype != like.dtype:
+            self.fail(f"{label} returned {value.dtype}; expected {like.dtype}, like the "
+                      f"input (was a tensor created with another dtype?)")
+        elif not torch.isfinite(value).all():
+            self.fail(f"{label} contains NaN or infinite values")
+        else:
+            return value
+        return None
+
     def report(self):
-        if self.problems:
-            lines = "\n".join(f"  - {p}" for p in self.problems[:6])
-            more = f"\n  (and {len(self.problems) - 6} more)" if len(self.problems) > 6 else ""
-            hint = f"\nHint: {self.hint}" if self.hint else ""
-            raise CheckFailed(f"{self.exercise}: not yet.\n{lines}{more}{hint}")
-        print(f"{self.exercise}: correct - all {self.passed} checks passed.")
+        failures = _hints["failures"]
+        if not self.problems:
+            failures.pop(self.exercise, None)
+            print(f"{self.exercise}: correct - all {self.passed} checks passed.")
+            return
+        failures[self.exercise] = failures.get(self.exercise, 0) + 1
+        lines = "\n".join(f"  - {p}" for p in self.problems[:6])
+        more = f"\n  (and {len(self.problems) - 6} more)" if len(self.problems) > 6 else ""
+        more += (f"\n  (the cases were drawn with seed {self.seed}: pass seed={self.seed} to "
+                 f"the check to draw the same ones again)")
+        if failures[self.exercise] >= 2 and self.hint:
+            nudge = f"\nA nudge: {self.hint}"
+        else:
+            nudge = "\nFor a nudge, run check.hint()." if self.hint else ""
+        raise CheckFailed(f"{self.exercise}: not yet.\n{lines}{more}{nudge}")
 
 
-def run_checks(exercise, body, hint="", answer=None):
+@contextmanager
+def time_limit(seconds):
+    """Raise TimeLimit in the main thread after ``seconds`` (no limit where signals
+    cannot be used: other threads, Windows)."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGALRM"):
+        yield
+        return
+
+    def alarm(signum, frame):
+        raise TimeLimit()
+
+    previous = signal.signal(signal.SIGALRM, alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@contextmanager
+def no_modules(exercise):
+    """While the learner's code runs, building any nn.Module raises RuleBroken: an
+    arithmetic exercise must not be answered by building the network and counting."""
+    original = nn.Module.__init__
+
+    def refuse(self, *args, **kwargs):
+        raise RuleBroken(f"{exercise} asks for arithmetic, but your code built a "
+                         f"{type(self).__name__}: compute the number from the sizes")
+
+    nn.Module.__init__ = refuse
+    try:
+        yield
+    finally:
+        nn.Module.__init__ = original
+
+
+def run_checks(exercise, body, hint="", answer=None, kind=None, seed=None):
     """Run ``body(checker)`` and report. The function every check cell calls.
 
-    ``answer`` is what the learner passed in; if given it must be callable.
-    """
-    if answer is not None and not callable(answer):
-        raise CheckFailed(f"{exercise}: pass the function you wrote (its name, without "
-                          f"parentheses), not {type(answer).__name__} {_short(answer)}.")
-    checker = Checker(exercise, hint)
+    ``answer`` is what the learner passed in: something callable, a class (``kind=
+    "class"``, though a function that builds the module is fine too) or a function.
+    ``seed`` repeats the random cases of an earlier check."""
+    _hints.update(exercise=exercise, hint=hint)
+    if answer is not None:
+        problem = _answer_problem(answer, kind)
+        if problem:
+            raise CheckFailed(f"{exercise}: {problem}")
+    checker = Checker(exercise, hint, seed)
     try:
-        body(checker)
+        with time_limit(TIME_LIMIT):
+            body(checker)
     except NotDoneYet:
         raise CheckFailed(
             f"{exercise}: not done yet - the code still raises NotImplementedError. "
             f"Replace that line with your solution and run the cell again, then this one."
         ) from None
+    except TimeLimit:
+        raise CheckFailed(
+            f"{exercise}: the check stopped after {TIME_LIMIT} s - your code did not finish. "
+            f"Is there a loop that never ends, or a far too large tensor?") from None
+    except Exception as error:  # what the learner's code returned broke the comparison
+        checker.fail(f"the check could not use what your code returned "
+                     f"({type(error).__name__}: {error})")
     checker.report()
     return True
+
+
+def _answer_problem(answer, kind):
+    name = type(answer).__name__
+    if isinstance(answer, nn.Module):
+        return (f"pass the class itself ({name}), not an instance of it ({name}(...)): "
+                f"the check builds its own instances")
+    if not callable(answer):
+        return (f"pass the {kind or 'function'} you wrote (its name, without parentheses), "
+                f"not {name} {_short(answer)}.")
+    return None
 
 
 def _describe_call(fn, args, kwargs):
@@ -116,71 +279,115 @@ def count_params(model):
     return sum(p.numel() for p in model.parameters())
 
 
+def _name_map(source, target):
+    """{source name: target name} for every tensor of the state dicts: by name when the
+    names are the same, else by position; or an error message."""
+    src, dst = source.state_dict(), target.state_dict()
+    if src.keys() == dst.keys():
+        pairs = {k: k for k in src}
+    elif len(src) != len(dst):
+        return (f"your module has {len(dst)} weight tensors (parameters and buffers); "
+                f"the reference has {len(src)}")
+    else:
+        pairs = dict(zip(src, dst))
+    for s, d in pairs.items():
+        if src[s].shape != dst[d].shape:
+            return (f"your tensor '{d}' has shape {tuple(dst[d].shape)} where the reference's "
+                    f"'{s}' has {tuple(src[s].shape)} (are the layers created in the same "
+                    f"order, with the same sizes?)")
+    return pairs
+
+
 def copy_weights(source, target):
     """Copy parameters and buffers from ``source`` into ``target``: by name if the names
     are the same, else by position; returns an error message, or None if it worked."""
-    if source.state_dict().keys() == target.state_dict().keys():
-        problem = _shape_mismatch(source.state_dict(), target.state_dict())
-        if problem is None:
-            target.load_state_dict(source.state_dict())
-        return problem
-    src = list(source.state_dict().values())
-    dst = target.state_dict()
-    if len(src) != len(dst):
-        return (f"your module has {len(dst)} weight tensors (parameters and buffers); "
-                f"the reference has {len(src)}")
-    problem = _shape_mismatch(dict(zip(dst.keys(), src)), dst)
-    if problem is None:
-        target.load_state_dict(dict(zip(dst.keys(), src)))
-    return problem
-
-
-def _shape_mismatch(reference, yours):
-    for (name, t), s in zip(yours.items(), reference.values()):
-        if t.shape != s.shape:
-            return (f"your tensor '{name}' has shape {tuple(t.shape)} where the reference "
-                    f"has {tuple(s.shape)} (are the layers created in the same order?)")
+    pairs = _name_map(source, target)
+    if isinstance(pairs, str):
+        return pairs
+    src = source.state_dict()
+    target.load_state_dict({d: src[s] for s, d in pairs.items()})
     return None
+
+
+def _forward(module, x, mode, check=None, label=""):
+    """(input that requires grad, output) of one forward pass in ``mode`` ("training" or
+    "evaluation"), the random number generator seeded alike for every module; the
+    learner's module runs through ``check.call``."""
+    module.train(mode == "training")
+    module.zero_grad(set_to_none=True)
+    x = x.clone().requires_grad_(True)
+    torch.manual_seed(1)
+    return x, (check.call(module, x, label=label) if check else module(x))
 
 
 def compare_modules(check, make_yours, make_reference, inputs, what="the module",
                     atol=1e-5):
-    """The usual checks of a learner's nn.Module against the reference: it builds,
-    has the same number of parameters, gives the same output shape, and - after copying
-    the reference's weights into it - the same outputs and input gradients."""
+    """The usual checks of a learner's nn.Module against the reference. It builds and has
+    the same number of parameters; with the reference's weights copied in, it gives the
+    same outputs in training mode and in evaluation mode (the random number generator
+    seeded alike), the same gradients for the input and for every parameter, and the same
+    output when called a second time."""
     torch.manual_seed(0)
     yours = check.call(make_yours, label=f"building {what}")
     if yours is CRASHED:
         return
-    reference = make_reference()
-    if not check.expect(isinstance(yours, torch.nn.Module),
+    if not check.expect(isinstance(yours, nn.Module),
                         f"{what} should be an nn.Module, got {type(yours).__name__}"):
         return
+    reference = make_reference()
     n_yours, n_ref = count_params(yours), count_params(reference)
-    check.expect(n_yours == n_ref, f"{what} has {n_yours:,} parameters; expected {n_ref:,}")
+    if not check.expect(n_yours == n_ref, f"{what} has {n_yours:,} parameters; expected "
+                                          f"{n_ref:,}"):
+        return
+    pairs = _name_map(reference, yours)
+    if not check.expect(not isinstance(pairs, str), f"cannot copy the reference's weights "
+                                                    f"into {what}: {pairs}"):
+        return
+    copy_weights(reference, yours)
+    yours_params = dict(yours.named_parameters())
     for x in inputs:
-        x_ref = x.clone().requires_grad_(True)
-        expected = reference(x_ref)
-        x_yours = x.clone().requires_grad_(True)
-        out = check.call(yours, x_yours, label=f"{what} on input {tuple(x.shape)}")
-        if out is CRASHED:
-            return
-        if not check.expect(isinstance(out, torch.Tensor) and out.shape == expected.shape,
-                            f"on input {tuple(x.shape)} {what} returned shape "
-                            f"{tuple(getattr(out, 'shape', ()))}; expected {tuple(expected.shape)}"):
+        shape, runs = tuple(x.shape), {}
+        for mode in ("training", "evaluation"):
+            label = f"{what} in {mode} mode on input {shape}"
+            x_ref, expected = _forward(reference, x, mode)
+            x_yours, out = _forward(yours, x, mode, check, label)
+            out = None if out is CRASHED else check.tensor(out, label, like=expected)
+            if out is None:
+                return
+            if not check.expect(out.requires_grad, f"{label}: the output is not connected "
+                                f"to the input by autograd (computed under torch.no_grad(), "
+                                f"or with .detach(), .item() or numpy?)"):
+                return
+            runs[mode] = (x_ref, expected, x_yours, out, (out - expected).abs().max().item())
+        if runs["evaluation"][4] > atol:
+            check.fail(f"with the reference's weights, {what}'s output differs by up to "
+                       f"{runs['evaluation'][4]:.3g} on input {shape}")
             continue
-        problem = copy_weights(reference, yours)
-        if not check.expect(problem is None, f"cannot copy the reference weights: {problem}"):
+        if runs["training"][4] > atol:
+            check.fail(f"with the reference's weights, {what} in training mode differs by "
+                       f"up to {runs['training'][4]:.3g} on input {shape}, though in "
+                       f"evaluation mode it matches: something behaves differently while "
+                       f"training (dropout or other randomness, or BatchNorm statistics "
+                       f"taken over other positions, e.g. because a stride is elsewhere)")
             continue
-        reference.eval(), yours.eval()
-        x_yours = x.clone().requires_grad_(True)
-        expected = reference(x_ref)
-        out = yours(x_yours)
-        check.expect(torch.allclose(out, expected, atol=atol),
-                     f"with the reference's weights, {what}'s output differs by up to "
-                     f"{(out - expected).abs().max().item():.3g} on input {tuple(x.shape)}")
+        x_ref, expected, x_yours, out, _ = runs["training"]
         expected.sum().backward()
         out.sum().backward()
-        check.expect(x_yours.grad is not None and torch.allclose(x_yours.grad, x_ref.grad, atol=atol),
-                     f"the gradient with respect to the input differs on input {tuple(x.shape)}")
-        reference.train(), yours.train()
+        check.expect(x_yours.grad is not None and torch.allclose(x_yours.grad, x_ref.grad,
+                                                                 atol=atol),
+                     f"{what}: the gradient with respect to the input differs on input {shape}")
+        for name, p in reference.named_parameters():
+            mine = yours_params.get(pairs[name])
+            if p.grad is not None and (mine is None or mine.grad is None or
+                                       not torch.allclose(mine.grad, p.grad, atol=atol)):
+                check.fail(f"{what}: the gradient of '{pairs[name]}' differs from the "
+                           f"reference's on input {shape}")
+                break
+        _, again = _forward(yours, x, "evaluation", check, f"{what}, called a second time")
+        if again is not CRASHED:
+            check.expect(isinstance(again, torch.Tensor) and again.shape == out.shape and
+                         torch.allclose(again.detach(), runs["evaluation"][3].detach(),
+                                        atol=atol),
+                         f"{what} gives another output when called a second time on the "
+                         f"same input: does forward change the module's state?")
+    reference.train(), yours.train()

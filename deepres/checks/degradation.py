@@ -4,7 +4,7 @@ from torch import nn
 
 from ..measure import count_params, layer_grad_norms
 from ..models.cifar import plain
-from .core import CRASHED, compare_modules, run_checks
+from .core import CRASHED, compare_modules, hint, run_checks  # noqa: F401
 
 
 def _models():
@@ -13,25 +13,32 @@ def _models():
             nn.Sequential(nn.Flatten(), nn.Linear(196, 32), nn.ReLU(), nn.Linear(32, 10))]
 
 
-def grad_norms(fn):
+def grad_norms(fn, seed=None):
     """``fn(model, x, y)``: the list of per-layer gradient norms, as layer_grad_norms."""
     def body(check):
-        x, y = torch.randn(16, 1, 14, 14), torch.arange(16) % 10
+        n = check.random.randint(8, 32)
+        x, y = torch.randn(n, 1, 14, 14), torch.randint(0, 10, (n,))
         for model in _models():
             want = layer_grad_norms(model, x, y)
-            got = check.call(fn, model, x, y, label="grad_norms(model, x, y)")
+            label = "grad_norms(model, x, y)"
+            got = check.call(fn, model, x, y, label=label)
             if got is CRASHED:
                 continue
-            try:
-                got = [float(v) for v in got]
-            except (TypeError, ValueError):
-                check.fail(f"grad_norms should return a list of numbers, got {type(got).__name__}")
+            if isinstance(got, torch.Tensor) and got.dim() == 1:
+                got = got.tolist() if len(got) <= len(want) else list(range(len(got)))
+            if not isinstance(got, (list, tuple)):
+                check.fail(f"{label} returned {'None' if got is None else 'a ' + type(got).__name__}"
+                           f"; expected a list of numbers, one per layer")
                 continue
             if len(got) != len(want):
                 check.fail(f"you returned {len(got)} norms for a model with {len(want)} "
                            f"convolution and linear layers: one per layer weight "
                            f"(not biases, not BatchNorm)")
                 continue
+            numbers = [check.number(v, f"{label}[{i}]", integer=False) for i, v in enumerate(got)]
+            if None in numbers:
+                continue
+            got = numbers
             ok = torch.allclose(torch.tensor(got), torch.tensor(want), rtol=1e-4, atol=1e-8)
             if ok:
                 check.expect(True, "")
@@ -47,16 +54,17 @@ def grad_norms(fn):
                 worst = max(range(len(want)), key=lambda i: abs(got[i] - want[i]))
                 check.fail(f"layer {worst}: you got {got[worst]:.4g}, expected {want[worst]:.4g}")
 
-    return run_checks("Exercise: per-layer gradient norms", body, answer=fn,
-                      hint="compute the cross-entropy loss of model(x) against y, call "
-                           "backward(), then for each nn.Conv2d and nn.Linear m in "
-                           "model.modules() take m.weight.grad.norm().")
+    return run_checks("Exercise: per-layer gradient norms", body, answer=fn, kind="function",
+                      seed=seed,
+                      hint="after backward(), every layer's weight carries its gradient in "
+                           ".grad; which layers count, and what happens to .grad on a second "
+                           "call?")
 
 
-def plain_net(fn):
+def plain_net(fn, seed=None):
     """``fn(n)``: the plain CIFAR network of depth 6n+2 (3 input channels, 10 classes)."""
     def body(check):
-        for n in (1, 3):
+        for n in (1, 3, check.random.choice((2, 4))):
             depth = 6 * n + 2
             what = f"plain_net({n})"
             model = check.call(fn, n, label=what)
@@ -77,7 +85,7 @@ def plain_net(fn):
                             [torch.randn(2, 3, 32, 32)], what=what)
 
     return run_checks("Exercise: a plain network of depth 6n+2", body, answer=fn,
-                      hint="a 3x3 conv (16 filters) + BN + ReLU; then for widths 16, 32, "
-                           "64, n blocks of [conv-BN-ReLU-conv-BN-ReLU], the first conv of "
-                           "the 32 and 64 stages with stride 2; then average pooling and "
-                           "nn.Linear(64, 10). Convolutions have bias=False.")
+                      kind="function", seed=seed,
+                      hint="count the layers first: 1 + 3 stages x 2n + 1. Which "
+                           "convolutions halve the resolution, and what turns the last "
+                           "feature map into 64 numbers?")

@@ -5,33 +5,35 @@ from torch import nn
 from ..measure import count_params
 from ..models.blocks import BasicBlock
 from ..models.cifar import resnet_cifar
-from .core import CRASHED, compare_modules, run_checks
+from .core import CRASHED, compare_modules, hint, no_modules, run_checks  # noqa: F401
 
 BLOCK_CASES = [(8, 8, 1, "identity shortcut"), (8, 16, 2, "projection, stride 2"),
                (8, 16, 1, "projection, more channels"), (8, 8, 2, "projection, stride 2 only")]
 
 
-def basic_block(cls):
+def basic_block(cls, seed=None):
     """``cls(c_in, c_out, stride)``: the basic block with option-B shortcuts."""
     def body(check):
         compare_blocks(check, cls, lambda c_in, c_out, stride: BasicBlock(
             c_in, c_out, stride, shortcut="B"), BLOCK_CASES)
         identity_when_silenced(check, cls, (8, 8, 1), channels=8)
 
-    return run_checks("Exercise: the basic block", body, answer=cls,
-                      hint="out = relu(bn1(conv1(x))); out = bn2(conv2(out)); then add "
-                           "shortcut(x), where shortcut is a 1x1 conv (stride, no bias) + BN "
-                           "if the stride or the channels change and the identity otherwise; "
-                           "finally relu. Create conv1, bn1, conv2, bn2, shortcut in that order.")
+    return run_checks("Exercise: the basic block", body, answer=cls, kind="class", seed=seed,
+                      hint="the shortcut must give the branch's shape: when does the "
+                           "identity not fit? And where in Figure 2 does the last ReLU sit?")
 
 
 def compare_blocks(check, cls, make_reference, cases):
-    """compare_modules for a learner's block class on (c_in, c_out, stride, case) cases."""
+    """compare_modules for a learner's block class on (c_in, c_out, stride, case) cases,
+    with the channels scaled and the image size drawn at random."""
+    scale = check.random.choice((1, 2))
     for c_in, c_out, stride, case in cases:
+        c_in, c_out = c_in * scale, c_out * scale
+        size = check.random.choice((6, 8, 10))
         what = f"your block({c_in}, {c_out}, stride={stride}) [{case}]"
         compare_modules(check, lambda: cls(c_in, c_out, stride),
                         lambda: make_reference(c_in, c_out, stride),
-                        [torch.randn(2, c_in, 8, 8)], what=what)
+                        [torch.randn(2, c_in, size, size)], what=what)
 
 
 def identity_when_silenced(check, cls, args, channels):
@@ -44,28 +46,45 @@ def identity_when_silenced(check, cls, args, channels):
         if isinstance(m, nn.BatchNorm2d):
             nn.init.zeros_(m.weight)
     x = torch.rand(2, channels, 8, 8)
-    out = check.call(block.eval(), x, label="the block with its BN scales set to 0")
-    if out is not CRASHED:
-        check.expect(isinstance(out, torch.Tensor) and torch.allclose(out, x, atol=1e-6),
+    label = "the block with its BN scales set to 0"
+    out = check.call(block.eval(), x, label=label)
+    out = None if out is CRASHED else check.tensor(out, label, like=x)
+    if out is not None:
+        check.expect(torch.allclose(out, x, atol=1e-6),
                      "with every BN scale at 0 the block should return its input (the "
                      "identity shortcut); yours does not - is the shortcut added before "
                      "the last ReLU?")
 
 
-def option_a(fn):
+def option_a(fn, seed=None):
     """``fn(x, c_out, stride)``: the option-A shortcut of x."""
-    cases = [((2, 4, 8, 8), 8, 2), ((1, 16, 6, 6), 32, 2), ((3, 5, 4, 4), 5, 1),
-             ((2, 3, 5, 5), 7, 1)]
-
     def body(check):
+        r = check.random
+        cases = [((2, 4, 8, 8), 8, 2), ((3, 5, 4, 4), 5, 1)]
+        for _ in range(3):
+            c_in, size = r.randint(1, 12), r.randint(3, 9)
+            cases.append(((r.randint(1, 3), c_in, size, size), c_in + r.randint(0, 12),
+                          r.choice((1, 2))))
         for shape, c_out, stride in cases:
-            x = torch.randn(*shape)
+            x = torch.randn(*shape, requires_grad=True) * 1  # not a leaf: may be changed
+            sub = x[:, :, ::stride, ::stride].detach().clone()  # expected, before your code
+            original = x.detach().clone()
             label = f"option_a(x of shape {shape}, {c_out}, {stride})"
             got = check.call(fn, x, c_out, stride, label=label)
             if got is CRASHED:
                 continue
-            sub = x[:, :, ::stride, ::stride]
+            if not check.expect(torch.equal(x.detach(), original), f"{label} changed its "
+                                f"input x in place; a shortcut must leave x as it is"):
+                continue
+            if isinstance(got, torch.Tensor) and not got.requires_grad:
+                check.fail(f"{label}: the output is not connected to x by autograd (.detach(), "
+                           f"torch.no_grad() or numpy?); the gradient must flow through the "
+                           f"shortcut")
+                continue
             want_shape = (shape[0], c_out, *sub.shape[2:])
+            if isinstance(got, torch.Tensor) and got.dtype != x.dtype:
+                check.fail(f"{label} returned {got.dtype}; expected {x.dtype}, like x")
+                continue
             if not isinstance(got, torch.Tensor) or tuple(got.shape) != want_shape:
                 check.fail(f"{label} has shape {tuple(getattr(got, 'shape', ()))}; expected "
                            f"{want_shape}")
@@ -89,19 +108,25 @@ def option_a(fn):
             rest = torch.cat([got[:, :o], got[:, o + shape[1]:]], dim=1)
             check.expect(not rest.any(), f"{label}: the added channels must be zeros")
 
-    return run_checks("Exercise: the option-A shortcut", body, answer=fn,
-                      hint="subsample with x[:, :, ::stride, ::stride], then append "
-                           "c_out - c_in zero channels, e.g. with torch.nn.functional.pad "
-                           "or torch.cat with torch.zeros.")
+    return run_checks("Exercise: the option-A shortcut", body, answer=fn, kind="function",
+                      seed=seed,
+                      hint="two steps: keep every stride-th pixel (slicing has a step), then "
+                           "make up the missing channels with something that has no "
+                           "parameters.")
 
 
-def resnet_params(fn):
+def resnet_params(fn, seed=None):
     """``fn(n)``: the number of parameters of the CIFAR ResNet of depth 6n+2, option A."""
+    exercise = "Exercise: ResNet parameters by hand"
+
     def body(check):
-        for n in (1, 3, 5, 9, 18):
+        for n in [3] + check.random.sample(range(1, 40), 4):
             want = count_params(resnet_cifar(6 * n + 2))
-            got = check.call(fn, n, label=f"resnet_params({n})")
-            if got is CRASHED:
+            label = f"resnet_params({n})"
+            with no_modules(exercise):
+                got = check.call(fn, n, label=label)
+            got = None if got is CRASHED else check.number(got, label)
+            if got is None:
                 continue
             no_bn = want - sum(p.numel() for m in resnet_cifar(6 * n + 2).modules()
                                if isinstance(m, nn.BatchNorm2d) for p in m.parameters())
@@ -115,7 +140,7 @@ def resnet_params(fn):
             else:
                 check.fail(f"resnet_params({n}) returned {got!r}; expected {want:,}")
 
-    return run_checks("Exercise: ResNet parameters by hand", body, answer=fn,
-                      hint="count each 3x3 convolution (9 * c_in * c_out, no bias), each "
-                           "BatchNorm (2 per channel) and the final layer (64 * 10 + 10); "
-                           "the option-A shortcuts have no parameters.")
+    return run_checks(exercise, body, answer=fn, kind="function", seed=seed,
+                      hint="list the layers that have parameters, stage by stage: what does "
+                           "each convolution, each BatchNorm and the last layer hold? Which "
+                           "shortcuts have none?")

@@ -1,45 +1,74 @@
 """Checkers for the ResNeXt chapter's exercises."""
 import math
+from contextlib import contextmanager
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from ..measure import count_params
-from .core import CRASHED, run_checks
+from .core import CRASHED, RuleBroken, hint, no_modules, run_checks  # noqa: F401
 
 TABLE2 = {1: 64, 2: 40, 4: 24, 8: 14, 32: 4}  # Xie et al. (2017), Table 2
 
 
-def grouped_conv(fn):
+class _Untouchable(nn.Conv2d):
+    """The grouped convolution handed to the learner: its weights may be read, but
+    calling it is the thing the exercise asks to do by hand."""
+
+    def forward(self, x):
+        raise RuleBroken("you called the grouped convolution itself; compute it with "
+                         "ungrouped F.conv2d calls on the groups' slices")
+
+
+@contextmanager
+def _ungrouped_only():
+    """While the learner's code runs, F.conv2d refuses groups other than 1."""
+    original = F.conv2d
+
+    def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+        if groups != 1:
+            raise RuleBroken(f"you called F.conv2d with groups={groups}; the exercise asks "
+                             f"for ungrouped convolutions, one per group")
+        return original(input, weight, bias, stride, padding, dilation, groups)
+
+    F.conv2d = conv2d
+    try:
+        yield
+    finally:
+        F.conv2d = original
+
+
+def grouped_conv(fn, seed=None):
     """``fn(x, conv)``: conv(x) for a grouped ``nn.Conv2d``, computed by splitting the
     channels, convolving each group separately and concatenating."""
-    cases = [(8, 16, 3, 2, 1), (8, 8, 3, 4, 1), (12, 6, 3, 3, 2), (4, 8, 1, 4, 1), (6, 6, 3, 1, 1)]
-
     def body(check):
+        r = check.random
+        cases = [(8, 16, 3, 2, 1), (12, 6, 3, 3, 2)]
+        for _ in range(3):
+            groups = r.choice((2, 3, 4, 8))
+            cases.append((groups * r.randint(1, 4), groups * r.randint(1, 4),
+                          r.choice((1, 3, 5)), groups, r.choice((1, 2))))
         for c_in, c_out, k, groups, stride in cases:
             torch.manual_seed(0)
-            conv = nn.Conv2d(c_in, c_out, k, stride=stride, padding=k // 2, groups=groups,
-                             bias=False)
+            conv = _Untouchable(c_in, c_out, k, stride=stride, padding=k // 2, groups=groups,
+                                bias=False)
             x = torch.randn(2, c_in, 9, 9)
-            want = conv(x)
-            label = f"grouped_conv(x, Conv2d({c_in}, {c_out}, {k}, groups={groups}, stride={stride}))"
-            got = check.call(fn, x, conv, label=label)
-            if got is CRASHED:
-                continue
-            if not isinstance(got, torch.Tensor) or got.shape != want.shape:
-                check.fail(f"{label} has shape {tuple(getattr(got, 'shape', ()))}; expected "
-                           f"{tuple(want.shape)} (use the layer's stride and padding)")
-            else:
+            want = nn.Conv2d.forward(conv, x).detach()  # before your code runs
+            label = (f"grouped_conv(x, Conv2d({c_in}, {c_out}, {k}, groups={groups}, "
+                     f"stride={stride}))")
+            with _ungrouped_only():
+                got = check.call(fn, x, conv, label=label)
+            got = None if got is CRASHED else check.tensor(got, label, like=want)
+            if got is not None:
                 check.expect(torch.allclose(got, want, atol=1e-5),
                              f"{label} differs from conv(x) by up to "
-                             f"{(got - want).abs().max().item():.3g}: group g's weights are "
-                             f"conv.weight[g*o:(g+1)*o] with o = c_out // groups, and it sees "
-                             f"input channels g*i:(g+1)*i with i = c_in // groups")
+                             f"{(got - want).abs().max().item():.3g}: which input channels "
+                             f"does group g see, and which of the weight's filters are its?")
 
     return run_checks("Exercise: a grouped convolution by hand", body, answer=fn,
-                      hint="torch.chunk(x, groups, dim=1) and torch.chunk(conv.weight, groups, "
-                           "dim=0); torch.nn.functional.conv2d each pair with conv.stride and "
-                           "conv.padding; torch.cat the results along dim 1.")
+                      kind="function", seed=seed,
+                      hint="look at conv.weight.shape: (c_out, c_in / groups, k, k). Which "
+                           "dimension of x, and which of the weight, do you split?")
 
 
 def block_params(cardinality, d):
@@ -48,33 +77,36 @@ def block_params(cardinality, d):
     return 256 * width + 9 * width * d + width * 256
 
 
-def width_for_cardinality(fn):
+def width_for_cardinality(fn, seed=None):
     """``fn(C)``: the per-group width d that keeps the block's parameters at the
-    1x64d ResNet bottleneck's, rounded to an integer (Xie et al., Table 2)."""
+    1x64d ResNet bottleneck's, rounded to the nearest integer (Xie et al., Table 2)."""
     target = block_params(1, 64)
+    exercise = "Exercise: width at fixed complexity"
 
     def body(check):
-        for c, d_paper in TABLE2.items():
-            got = check.call(fn, c, label=f"width_for_cardinality({c})")
-            if got is CRASHED:
-                continue
-            if got == d_paper:
-                check.expect(True, "")
-            elif isinstance(got, (int, float)) and got > 0:
-                check.fail(f"width_for_cardinality({c}) = {got}: that block has "
-                           f"{block_params(c, got):,.0f} weights against {target:,} for "
-                           f"1x64d; Table 2 of the paper uses d = {d_paper}")
-            else:
-                check.fail(f"width_for_cardinality({c}) returned {got!r}; expected a width")
-        for c in (3, 16, 64):  # beyond the paper's table: solve 9Cd^2 + 512Cd = target
+        others = check.random.sample([c for c in range(3, 129) if c not in TABLE2], 4)
+        for c in list(TABLE2) + others:
             exact = (-512 * c + math.sqrt((512 * c) ** 2 + 36 * c * target)) / (18 * c)
-            got = check.call(fn, c, label=f"width_for_cardinality({c})")
-            if got is not CRASHED:
-                check.expect(isinstance(got, (int, float)) and abs(got - exact) <= 1,
-                             f"width_for_cardinality({c}) = {got!r}; the exact solution is "
-                             f"{exact:.2f}")
+            want = TABLE2.get(c, round(exact))
+            label = f"width_for_cardinality({c})"
+            with no_modules(exercise):
+                got = check.call(fn, c, label=label)
+            got = None if got is CRASHED else check.number(got, label)
+            if got is None:
+                continue
+            if got == want:
+                check.expect(True, "")
+            elif got == math.ceil(exact) or got == math.floor(exact):
+                check.fail(f"{label} = {got}: the exact solution is {exact:.2f}; round it "
+                           f"to the nearest whole number")
+            elif got > 0:
+                source = f"; Table 2 of the paper uses d = {want}" if c in TABLE2 else ""
+                check.fail(f"{label} = {got}: that block has {block_params(c, got):,} "
+                           f"weights against {target:,} for 1x64d{source}")
+            else:
+                check.fail(f"{label} returned {got}; expected a positive width")
 
-    return run_checks("Exercise: width at fixed complexity", body, answer=fn,
-                      hint="a block has 256*C*d + 9*C*d*d + C*d*256 weights (the 3x3 is "
-                           "grouped: each of C groups maps d to d channels); set this equal "
-                           "to the 1x64d block's and solve the quadratic for d, then round.")
+    return run_checks(exercise, body, answer=fn, kind="function", seed=seed,
+                      hint="write the block's weight count as a function of C and d (the "
+                           "3x3 is grouped), set it equal to the 1x64d block's, and solve "
+                           "for d.")
