@@ -96,7 +96,7 @@ import torch.nn.functional as F
 
 from deepres.checks import degradation, residual
 from deepres.measure import layer_grad_norms
-from deepres.models import BasicBlock, PadShortcut, plain
+from deepres.models import BasicBlock, PadShortcut, PreActBlock, Transition, plain
 
 
 def test_grad_norms_accepts_the_answer():
@@ -607,3 +607,109 @@ def test_a_lookup_table_of_the_old_cases_fails():
     table = {(64, 1, 3): 36864, (64, 2, 3): 73728, (64, 3, 3): 110592, (512, 3, 3): 7077888,
              (64, 1, 7): 200704, (32, 1, 5): 25600, (8, 4, 5): 6400}
     rejects(check.stack_params, lambda c, n, k: table.get((c, n, k)), "returned None")
+
+
+# --- the pre-activation block, the transition layer, the block in the experiment ------
+
+class PostAddRelu(PreActBlock):
+    def forward(self, x):
+        return F.relu(super().forward(x))
+
+
+class ConvBeforeBN(PreActBlock):  # the original order: the convolution first
+    def forward(self, x):
+        out = self.conv2(F.relu(self.bn2(self.conv1(x))))
+        return out + self.shortcut(x)
+
+
+class ProjectionWithBN(nn.Module):
+    def __init__(self, c_in, c_out, stride=1):
+        super().__init__()
+        self.inner = PreActBlock(c_in, c_out, stride)
+        if stride != 1 or c_in != c_out:
+            self.inner.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False),
+                                                nn.BatchNorm2d(c_out))
+
+    def forward(self, x):
+        return self.inner(x)
+
+
+def test_preact_block_accepts_the_answer():
+    assert residual.preact_block(PreActBlock)
+
+
+@pytest.mark.parametrize("wrong, message", [
+    (PostAddRelu, "does anything come after the addition?"),
+    (ConvBeforeBN, "differs by up to"),
+    (ProjectionWithBN, "parameters; expected"),
+    (lambda c_in, c_out, stride=1: PreActBlock(c_in, c_out, 1), "shape"),
+])
+def test_preact_block_rejects(wrong, message):
+    rejects(residual.preact_block, wrong, message)
+
+
+class MaxPoolTransition(Transition):
+    def __init__(self, c_in, c_out):
+        super().__init__(c_in, c_out)
+        self.pool = nn.MaxPool2d(2, stride=2)
+
+
+def test_transition_layer_accepts_the_answer():
+    assert densenet.transition_layer(Transition)
+
+
+@pytest.mark.parametrize("wrong, message", [
+    (MaxPoolTransition, "differs by up to"),
+    (lambda c_in, c_out: nn.Sequential(nn.Conv2d(c_in, c_out, 1, bias=False),
+                                       nn.BatchNorm2d(c_in), nn.AvgPool2d(2)), "weights"),
+    (lambda c_in, c_out: nn.Sequential(nn.BatchNorm2d(c_in), nn.Conv2d(c_in, c_out, 1, bias=False),
+                                       nn.AvgPool2d(2)), "differs by up to"),
+])
+def test_transition_layer_rejects(wrong, message):
+    rejects(densenet.transition_layer, wrong, message)
+
+
+@pytest.fixture(scope="module")
+def experiment_runs(tmp_path_factory):
+    from deepres.budget import get_budget
+    from deepres.experiments import cifar_run
+    from helpers import synthetic_data
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DEEPRES_CACHE", str(tmp_path_factory.mktemp("runs")))
+        budget, data = get_budget("smoke", verbose=False, steps=4, eval_every=2), synthetic_data()
+        yield budget, {kind: cifar_run("plain" if kind == "plain" else "resnet", 56, 0, data,
+                                       budget, "cpu", block=block)
+                       for kind, block in (("plain", None), ("basic", None),
+                                           ("preact", PreActBlock))}
+
+
+def test_the_experiment_check_accepts_a_run_of_your_blocks(experiment_runs, capsys):
+    budget, runs = experiment_runs
+    assert residual.block_in_experiment(lambda: runs["preact"], runs["plain"], budget,
+                                        PreActBlock)
+    assert "too short to compare" in capsys.readouterr().out
+
+
+def test_the_experiment_check_needs_your_blocks_and_a_run(experiment_runs):
+    budget, runs = experiment_runs
+    rejects(lambda cls: residual.block_in_experiment(lambda: runs["basic"], runs["plain"],
+                                                     budget, cls), PreActBlock, "27 of your blocks")
+    rejects(lambda cls: residual.block_in_experiment(lambda: None, runs["plain"], budget, cls),
+            PreActBlock, "should return the Run")
+    rejects(lambda cls: residual.block_in_experiment(not_implemented, runs["plain"], budget,
+                                                     cls), PreActBlock, "not done yet")
+
+
+def test_the_experiment_check_judges_the_outcome_when_the_budget_can_tell(experiment_runs):
+    import dataclasses
+    budget, runs = experiment_runs
+    long = dataclasses.replace(budget, steps=1000)
+
+    def with_error(run, error):
+        return dataclasses.replace(run, history={**run.history, "train_error": [error]})
+
+    mine, plain_run = with_error(runs["preact"], 0.30), with_error(runs["plain"], 0.31)
+    rejects(lambda cls: residual.block_in_experiment(lambda: mine, plain_run, long, cls),
+            PreActBlock, "not clearly below plain-56's")
+    better = with_error(runs["preact"], 0.12)
+    assert residual.block_in_experiment(lambda: better, plain_run, long, PreActBlock)

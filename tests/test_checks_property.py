@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from deepres.checks import CheckFailed, bottleneck, core, degradation, densenet, residual, resnext, vgg
-from deepres.models import BasicBlock, Bottleneck, DenseBlock, plain
+from deepres.models import BasicBlock, Bottleneck, DenseBlock, PreActBlock, Transition, plain
 from deepres.models.vgg import make_features
 
 FAST = 3  # seconds: the checks' time limit in these tests, so that loops end quickly
@@ -124,6 +124,8 @@ CHECKERS = {
     "bottleneck_block": (bottleneck.bottleneck_block, module_answers(ref_bottleneck, 64, 16, 1)),
     "dense_layer": (densenet.dense_layer, module_answers(densenet._OnTensor, 8, 4)),
     "dense_block": (densenet.dense_block, module_answers(DenseBlock, 2, 8, 4)),
+    "preact_block": (residual.preact_block, module_answers(PreActBlock, 8, 8, 1)),
+    "transition_layer": (densenet.transition_layer, module_answers(Transition, 8, 4)),
 }
 CASES = [(checker, kind) for checker, (_, answers) in CHECKERS.items() for kind in answers]
 

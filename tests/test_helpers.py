@@ -34,7 +34,9 @@ def test_every_quiz_a_chapter_shows_exists():
 @pytest.mark.parametrize("name", QUIZZES)
 def test_quiz_is_well_formed(name):
     questions = json.loads(resources.files("deepres").joinpath("quizzes", f"{name}.json").read_text())
-    assert len(questions) >= 3
+    assert len(questions) >= 5
+    # at least two ask to predict or to interpret a result, not to recall a fact
+    assert sum(q["question"].startswith(("Predict", "Interpret")) for q in questions) >= 2
     for q in questions:
         assert q["question"].strip()
         if q["type"] == "multiple_choice":
@@ -62,3 +64,9 @@ def test_cost_shares_are_labelled():
     fig = cost_shares(rows)
     assert [ax.get_xlabel() for ax in fig.axes] == ["share of all parameters (%)",
                                                      "share of all FLOPs (%)"]
+
+
+def test_no_question_is_asked_twice():
+    asked = [q["question"] for name in QUIZZES for q in json.loads(
+        resources.files("deepres").joinpath("quizzes", f"{name}.json").read_text())]
+    assert len(asked) == len(set(asked))

@@ -174,10 +174,11 @@ class Checker:
 
 
 @contextmanager
-def time_limit(seconds):
-    """Raise TimeLimit in the main thread after ``seconds`` (no limit where signals
-    cannot be used: other threads, Windows)."""
-    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGALRM"):
+def stop_after(seconds):
+    """Raise TimeLimit in the main thread after ``seconds`` (no limit for None, nor where
+    signals cannot be used: other threads, Windows)."""
+    if (seconds is None or threading.current_thread() is not threading.main_thread()
+            or not hasattr(signal, "SIGALRM")):
         yield
         return
 
@@ -210,20 +211,22 @@ def no_modules(exercise):
         nn.Module.__init__ = original
 
 
-def run_checks(exercise, body, hint="", answer=None, kind=None, seed=None):
+def run_checks(exercise, body, hint="", answer=None, kind=None, seed=None, limited=True):
     """Run ``body(checker)`` and report. The function every check cell calls.
 
     ``answer`` is what the learner passed in: something callable, a class (``kind=
     "class"``, though a function that builds the module is fine too) or a function.
-    ``seed`` repeats the random cases of an earlier check."""
+    ``seed`` repeats the random cases of an earlier check. A check stops after
+    ``TIME_LIMIT`` seconds, unless ``limited=False`` (a check that trains a network)."""
     _hints.update(exercise=exercise, hint=hint)
     if answer is not None:
         problem = _answer_problem(answer, kind)
         if problem:
             raise CheckFailed(f"{exercise}: {problem}")
     checker = Checker(exercise, hint, seed)
+    limit = TIME_LIMIT if limited else None
     try:
-        with time_limit(TIME_LIMIT):
+        with stop_after(limit):
             body(checker)
     except NotDoneYet:
         raise CheckFailed(
@@ -232,7 +235,7 @@ def run_checks(exercise, body, hint="", answer=None, kind=None, seed=None):
         ) from None
     except TimeLimit:
         raise CheckFailed(
-            f"{exercise}: the check stopped after {TIME_LIMIT} s - your code did not finish. "
+            f"{exercise}: the check stopped after {limit} s - your code did not finish. "
             f"Is there a loop that never ends, or a far too large tensor?") from None
     except Exception as error:  # what the learner's code returned broke the comparison
         checker.fail(f"the check could not use what your code returned "

@@ -2,7 +2,7 @@
 import torch
 from torch import nn
 
-from ..models.densenet import DenseBlock, DenseLayer
+from ..models.densenet import DenseBlock, DenseLayer, Transition
 from .core import CRASHED, compare_modules, hint, no_modules, run_checks  # noqa: F401
 
 
@@ -52,6 +52,22 @@ def dense_block(cls, seed=None):
     return run_checks("Exercise: a dense block", body, answer=cls, kind="class", seed=seed,
                       hint="how many channels does layer i receive? Keep every output: the "
                            "block's result is all of them, side by side.")
+
+
+def transition_layer(cls, seed=None):
+    """``cls(c_in, c_out)``: DenseNet's transition, BN-ReLU-Conv1x1-AvgPool 2x2."""
+    def body(check):
+        r = check.random
+        for c_in, c_out in [(16, 8)] + [(r.randint(2, 40), r.randint(1, 20)) for _ in range(2)]:
+            size = r.choice((4, 6, 8))
+            compare_modules(check, lambda: cls(c_in, c_out), lambda: Transition(c_in, c_out),
+                            [torch.randn(2, c_in, size, size)],
+                            what=f"your Transition({c_in}, {c_out})")
+
+    return run_checks("Exercise: a transition layer", body, answer=cls, kind="class",
+                      seed=seed,
+                      hint="like the dense layers, it normalises before it convolves; which "
+                           "layer halves the resolution without weights?")
 
 
 def transition_channels(fn, seed=None):

@@ -3,7 +3,7 @@ import torch
 from torch import nn
 
 from ..measure import count_params
-from ..models.blocks import BasicBlock
+from ..models.blocks import BasicBlock, PreActBlock
 from ..models.cifar import resnet_cifar
 from .core import CRASHED, compare_modules, hint, no_modules, run_checks  # noqa: F401
 
@@ -54,6 +54,66 @@ def identity_when_silenced(check, cls, args, channels):
                      "with every BN scale at 0 the block should return its input (the "
                      "identity shortcut); yours does not - is the shortcut added before "
                      "the last ReLU?")
+
+
+def preact_block(cls, seed=None):
+    """``cls(c_in, c_out, stride)``: the pre-activation block of He et al. (2016b)."""
+    def body(check):
+        compare_blocks(check, cls, PreActBlock, BLOCK_CASES[:3])
+        # nothing may follow the addition: with the branch silenced, the block is the
+        # identity for any input, negative values included
+        block = check.call(cls, 8, 8, 1, label="your block(8, 8, 1)")
+        if isinstance(block, nn.Module):
+            convs = [m for m in block.modules() if isinstance(m, nn.Conv2d)]
+            if convs:
+                with torch.no_grad():
+                    convs[-1].weight.zero_()
+            x = torch.randn(2, 8, 6, 6)
+            label = "your block(8, 8, 1) with its last convolution's weights at 0"
+            out = check.call(block.eval(), x, label=label)
+            out = None if out is CRASHED else check.tensor(out, label, like=x)
+            if out is not None:
+                check.expect(torch.allclose(out, x, atol=1e-6),
+                             f"{label} should return its input exactly, negative values "
+                             f"too: does anything come after the addition?")
+
+    return run_checks("Exercise: the pre-activation block", body, answer=cls, kind="class",
+                      seed=seed,
+                      hint="in Figure 4(e) of the second paper, BN and ReLU come before each "
+                           "convolution, and the addition is the block's last step.")
+
+
+def block_in_experiment(train_fn, plain_run, budget, cls):
+    """``train_fn()``: trains (or loads from the run cache) the 56-layer network of your
+    ``cls`` blocks with chapter 2's recipe and returns its Run. It must be built from
+    your blocks and, with a budget long enough to tell, end clearly below plain-56's
+    training error. No time limit: training takes as long as the budget says."""
+    def body(check):
+        run = check.call(train_fn, label="train_your_network()")
+        if run is CRASHED:
+            return
+        kind = type(run).__name__
+        if not check.expect(kind == "Run", f"train_your_network() should return the Run "
+                                           f"that cifar_run returns, not "
+                                           f"{'None' if run is None else 'a ' + kind}"):
+            return
+        yours = sum(isinstance(m, cls) for m in run.model.modules()) if isinstance(cls, type) else 0
+        check.expect(yours == 27, f"the network should be built from 27 of your blocks "
+                                  f"(depth 56 = 6 x 9 + 2); it has {yours}: pass block=your "
+                                  f"class to cifar_run")
+        if budget.steps < 1000:
+            print(f"(With the {budget.name} budget the runs are too short to compare: run "
+                  f"the chapter with the laptop budget to see the result.)")
+            return
+        gap = plain_run.train_error - run.train_error
+        check.expect(gap > 0.05, f"your network's training error, {run.train_error:.1%}, is "
+                                 f"not clearly below plain-56's {plain_run.train_error:.1%}: "
+                                 f"compare your block with the one in the text")
+
+    return run_checks("Exercise: your block against the degradation", body, answer=train_fn,
+                      kind="function", limited=False,
+                      hint="cifar_run takes the same arguments as in the experiment above, "
+                           "and your class as block=.")
 
 
 def option_a(fn, seed=None):

@@ -80,6 +80,29 @@ class BasicBlock(nn.Module):
         return self.bn2
 
 
+class PreActBlock(nn.Module):
+    """The pre-activation block of He et al. (2016b, "Identity mappings", Figure 4e):
+    y = F(x) + shortcut(x), F = BN-ReLU-conv-BN-ReLU-conv. Nothing follows the addition,
+    so an identity shortcut passes the gradient back unchanged. Where the shape changes,
+    the shortcut is a 1x1 convolution with stride, on x (no BN: the next block
+    normalises); implementations differ on whether it reads x or the pre-activated x.
+    """
+
+    def __init__(self, c_in, c_out, stride=1):
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(c_in)
+        self.conv1 = conv3x3(c_in, c_out, stride)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.conv2 = conv3x3(c_out, c_out)
+        reshape = stride != 1 or c_in != c_out
+        self.shortcut = conv1x1(c_in, c_out, stride) if reshape else nn.Identity()
+
+    def forward(self, x):
+        out = self.conv1(F.relu(self.bn1(x)))    # BN and ReLU *before* the weights
+        out = self.conv2(F.relu(self.bn2(out)))
+        return out + self.shortcut(x)            # the "+" is the block's last step
+
+
 class Bottleneck(nn.Module):
     """Figure 5 (right) of He et al.: 1x1 (reduce) - 3x3 - 1x1 (restore, x4 channels).
 

@@ -18,11 +18,13 @@ class CifarNet(nn.Module):
 
     With ``bottleneck=True`` the blocks are bottlenecks (depth 9n+2, as ResNet-164 of He
     et al., 2016b) and ``bottleneck_options`` (groups, width_per_group) make it ResNeXt.
+    ``block``, a class or function ``block(c_in, c_out, stride)``, builds the basic
+    blocks instead of :class:`BasicBlock` (for example a learner's own block).
     """
 
     def __init__(self, depth=20, shortcut="A", widths=(16, 32, 64), in_channels=3,
                  num_classes=10, batch_norm=True, zero_init_residual=False,
-                 bottleneck=False, **bottleneck_options):
+                 bottleneck=False, block=None, **bottleneck_options):
         super().__init__()
         layers_per_block = 3 if bottleneck else 2
         if depth < 3 * layers_per_block + 2 or (depth - 2) % (3 * layers_per_block):
@@ -31,17 +33,18 @@ class CifarNet(nn.Module):
         n = (depth - 2) // (3 * layers_per_block)
         self.conv = conv3x3(in_channels, widths[0])
         self.bn = nn.BatchNorm2d(widths[0]) if batch_norm else nn.Identity()
+        make = block or (lambda c_in, c_out, stride: BasicBlock(c_in, c_out, stride, shortcut,
+                                                                  batch_norm))
         blocks, c_in = [], widths[0]
         for stage, width in enumerate(widths):
             for i in range(n):
                 stride = 2 if stage > 0 and i == 0 else 1
                 if bottleneck:  # `width` is the block's planes; it outputs 4 * width
-                    block = Bottleneck(c_in, width, stride, shortcut, **bottleneck_options)
+                    blocks.append(Bottleneck(c_in, width, stride, shortcut, **bottleneck_options))
                     c_in = width * Bottleneck.expansion
                 else:
-                    block = BasicBlock(c_in, width, stride, shortcut, batch_norm)
+                    blocks.append(make(c_in, width, stride))
                     c_in = width
-                blocks.append(block)
         self.blocks = nn.Sequential(*blocks)
         self.fc = nn.Linear(c_in, num_classes)
         for m in self.modules():
