@@ -390,7 +390,7 @@ ALL_CHECKERS = [check.stack_params, check.make_features, check.conv_flops,
                 residual.option_a, residual.resnet_params, bottleneck.bottleneck_block,
                 bottleneck.bottleneck_params, resnext.grouped_conv,
                 resnext.width_for_cardinality, densenet.dense_layer, densenet.dense_block,
-                densenet.transition_channels]
+                densenet.transition_channels, residual.preact_block, densenet.transition_layer]
 
 
 @pytest.mark.parametrize("checker", ALL_CHECKERS, ids=lambda c: f"{c.__module__}.{c.__name__}")
