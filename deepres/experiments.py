@@ -22,7 +22,8 @@ def cifar_run(kind, depth, seed, data, budget, device, block=None):
     if block is not None and kind != "resnet":
         raise ValueError("a block of your own makes a 'resnet' run, not a plain one")
     build = plain if kind == "plain" else resnet_cifar
-    options = {"block": block} if block is not None else {}
+    # a block of your own may be a pre-activation block: normalise after the last one
+    options = {"block": block, "final_norm": True} if block is not None else {}
     name = f"{kind}-{depth}" if block is None else f"{getattr(block, '__name__', 'block')}-{depth}"
 
     def make_model():

@@ -20,11 +20,14 @@ class CifarNet(nn.Module):
     et al., 2016b) and ``bottleneck_options`` (groups, width_per_group) make it ResNeXt.
     ``block``, a class or function ``block(c_in, c_out, stride)``, builds the basic
     blocks instead of :class:`BasicBlock` (for example a learner's own block).
+    ``final_norm=True`` adds BN and ReLU after the last block: a network of
+    pre-activation blocks needs it, because its blocks end with the addition and nothing
+    normalises the sum (He et al., 2016b).
     """
 
     def __init__(self, depth=20, shortcut="A", widths=(16, 32, 64), in_channels=3,
                  num_classes=10, batch_norm=True, zero_init_residual=False,
-                 bottleneck=False, block=None, **bottleneck_options):
+                 bottleneck=False, block=None, final_norm=False, **bottleneck_options):
         super().__init__()
         layers_per_block = 3 if bottleneck else 2
         if depth < 3 * layers_per_block + 2 or (depth - 2) % (3 * layers_per_block):
@@ -46,6 +49,8 @@ class CifarNet(nn.Module):
                     blocks.append(make(c_in, width, stride))
                     c_in = width
         self.blocks = nn.Sequential(*blocks)
+        self.final = (nn.Sequential(nn.BatchNorm2d(c_in), nn.ReLU()) if final_norm
+                      else nn.Identity())
         self.fc = nn.Linear(c_in, num_classes)
         for m in self.modules():
             if isinstance(m, nn.Conv2d):  # He et al. (2015) initialisation, as the paper
@@ -58,7 +63,7 @@ class CifarNet(nn.Module):
 
     def forward(self, x):                  # (B, C, H, W)
         x = F.relu(self.bn(self.conv(x)))  # (B, 16, H, W)
-        x = self.blocks(x)                 # (B, 64, H/4, W/4)
+        x = self.final(self.blocks(x))     # (B, 64, H/4, W/4)
         x = x.mean((2, 3))                 # global average pooling: (B, 64)
         return self.fc(x)                  # (B, num_classes)
 
