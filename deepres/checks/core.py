@@ -131,6 +131,14 @@ class Checker:
             return int(value) if integer else value
         return None
 
+    def arithmetic(self, fn, *args, label):
+        """``fn(*args)`` as a whole number (see :meth:`number`), run with building any
+        nn.Module refused (an arithmetic exercise); None, with the problem recorded, if it
+        crashed or returned something else."""
+        with no_modules(self.exercise):
+            got = self.call(fn, *args, label=label)
+        return None if got is CRASHED else self.number(got, label)
+
     def tensor(self, value, label, like):
         """``value`` if it is a tensor with the shape and dtype of ``like``, else None
         with the problem recorded."""
@@ -307,9 +315,13 @@ def copy_weights(source, target):
     pairs = _name_map(source, target)
     if isinstance(pairs, str):
         return pairs
+    _load(source, target, pairs)
+    return None
+
+
+def _load(source, target, pairs):
     src = source.state_dict()
     target.load_state_dict({d: src[s] for s, d in pairs.items()})
-    return None
 
 
 def _forward(module, x, mode, check=None, label=""):
@@ -346,7 +358,7 @@ def compare_modules(check, make_yours, make_reference, inputs, what="the module"
     if not check.expect(not isinstance(pairs, str), f"cannot copy the reference's weights "
                                                     f"into {what}: {pairs}"):
         return
-    copy_weights(reference, yours)
+    _load(reference, yours, pairs)
     yours_params = dict(yours.named_parameters())
     for x in inputs:
         shape, runs = tuple(x.shape), {}
