@@ -9,26 +9,44 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(CURDIR)/$(VENV)/bin
 STAMP  := $(VENV)/.installed
+VENDOR_STAMP := vendor/node_modules/.installed
 
 export PATH := $(BIN):$(PATH)
 export DEEPRES_CACHE ?= $(CURDIR)/_build/runcache
 
-.PHONY: book test setup data learner clean clean-cache
+.PHONY: book test setup data browser learner clean clean-cache
 
 book: setup data
 	$(BIN)/jupyter-book build . -W -n --keep-going
 	@echo "The book is in _build/html/index.html"
 
-test: setup data
+test: setup data browser
 	$(BIN)/python -m pytest
 
-setup: $(STAMP)
+setup: $(STAMP) $(VENDOR_STAMP)
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $(STAMP)
+
+# The book's JavaScript (MathJax, plotly.js), pinned in vendor/package-lock.json, served
+# from the book's own site (_ext/offline.py copies it into _build/html/_static/lib).
+$(VENDOR_STAMP): vendor/package.json vendor/package-lock.json
+	@if ! command -v npm >/dev/null && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get update -qq && apt-get install -y -qq nodejs npm; \
+	fi
+	@command -v npm >/dev/null || { echo "npm is needed for the book's JavaScript: install Node.js"; exit 1; }
+	npm ci --prefix vendor --no-audit --no-fund --loglevel=error
+	touch $@
+
+# Chromium for the browser test (tests/test_browser.py): Debian's package.
+browser:
+	@if ! command -v chromium >/dev/null && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get update -qq && apt-get install -y -qq chromium; \
+	fi
+	@command -v chromium >/dev/null || echo "warning: no chromium; tests/test_browser.py will fail (apt-get install chromium)"
 
 # Fashion-MNIST: Debian's package where we may install it, else torchvision's download.
 data: setup

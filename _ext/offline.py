@@ -1,0 +1,98 @@
+"""A book that needs nothing from outside its own site.
+
+- MathJax and plotly.js come from ``vendor/node_modules`` (pinned in ``vendor/package.json``,
+  installed by ``make setup``) and are copied into ``_static/lib`` of the build.
+- The Jupyter widget manager and RequireJS are not loaded: the kernel widgets stay in the
+  notebooks, and the HTML has its own kernel-free figures (``deepres/figures.py``). Their
+  outputs are removed from the pages (the widget cells carry ``remove-output``).
+- Thebe is not loaded: no page uses it (jupyter-book adds it to every page).
+- A launch button is kept only where a learner notebook exists beside the chapter.
+- The kernels the build starts see ``DEEPRES_BOOK_HTML=1``, so the figures write HTML.
+"""
+import os
+import shutil
+from pathlib import Path
+
+from sphinx.errors import ExtensionError
+
+VENDOR = Path(__file__).resolve().parent.parent / "vendor" / "node_modules"
+MATHJAX = "lib/mathjax/tex-chtml.js"
+PLOTLY = "lib/plotly-basic.min.js"
+# what is copied: (source under node_modules, target under _static/lib)
+ASSETS = [("mathjax/es5/tex-chtml.js", "mathjax/tex-chtml.js"),
+          ("mathjax/es5/output/chtml/fonts/woff-v2", "mathjax/output/chtml/fonts/woff-v2"),
+          ("mathjax/es5/input/tex/extensions", "mathjax/input/tex/extensions"),
+          ("mathjax/es5/a11y", "mathjax/a11y"),
+          ("mathjax/es5/ui", "mathjax/ui"),
+          ("plotly.js-basic-dist-min/plotly-basic.min.js", "plotly-basic.min.js")]
+CSS = """
+figure.deepres-figure { margin: 1em 0; }
+.deepres-control { margin-bottom: .4em; }
+.deepres-control label { margin-right: .6em; font-weight: 600; }
+.deepres-control input[type=range] { vertical-align: middle; width: 16em; }
+figure.deepres-figure figcaption { font-size: .9em; color: var(--pst-color-text-muted); }
+/* A click anywhere on a solution's title opens it: sphinx-togglebutton only handles a
+   click on the title itself, and throws on a click that lands on the link inside it. */
+.dropdown > .admonition-title > *:not(.toggle-button) { pointer-events: none; }
+"""
+
+
+def check_assets():
+    missing = [src for src, _ in ASSETS if not (VENDOR / src).exists()]
+    if missing:
+        raise ExtensionError(
+            f"the book's JavaScript is missing from {VENDOR} ({', '.join(missing)}). "
+            "Run `make setup` (it runs `npm ci --prefix vendor`).")
+
+
+def configure(app, config):
+    check_assets()
+    config.mathjax_path = MATHJAX
+    config.nb_ipywidgets_js = {}
+    # pydata-sphinx-theme logs an error on every page when no mode is set (a template
+    # variable, not a theme option)
+    config.html_context = {**config.html_context, "default_mode": "auto"}
+    os.environ["DEEPRES_BOOK_HTML"] = "1"
+
+
+def page(app, pagename, templatename, context, doctree):
+    """Per page: no Thebe, plotly.js where a figure needs it, launch buttons only where
+    a learner notebook exists."""
+    scripts = context.get("script_files", [])
+    for asset in list(scripts):
+        name = str(getattr(asset, "filename", asset) or "")
+        body = getattr(asset, "attributes", {}).get("body", "")
+        if "thebe" in name.lower() or "THEBE" in body:
+            scripts.remove(asset)
+    styles = context.get("css_files", [])
+    for asset in list(styles):
+        if "thebe" in str(getattr(asset, "filename", asset) or "").lower():
+            styles.remove(asset)
+    if "deepres-figure" in context.get("body", ""):
+        app.builder.add_js_file(PLOTLY, defer="defer")
+    source = Path(app.env.doc2path(pagename))
+    if not source.with_suffix(".ipynb").exists():
+        buttons = context.get("header_buttons", [])
+        buttons[:] = [b for b in buttons if b.get("label") != "launch-buttons"]
+
+
+def copy_assets(app, exception):
+    if exception or app.builder.format != "html":
+        return
+    target = Path(app.outdir) / "_static" / "lib"
+    for src, dst in ASSETS:
+        src, dst = VENDOR / src, target / dst
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if src.is_dir():
+            shutil.copytree(src, dst, dirs_exist_ok=True)
+        else:
+            shutil.copy2(src, dst)
+    (target / "deepres.css").write_text(CSS)
+
+
+def setup(app):
+    app.connect("config-inited", configure)
+    app.connect("html-page-context", page, priority=900)
+    app.connect("build-finished", copy_assets)
+    app.add_css_file("lib/deepres.css")
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
