@@ -109,9 +109,22 @@ def test_code_cells_are_the_chapters_minus_solutions(md):
     code = [c.source for c in notebook.cells if c.cell_type == "code"]
     solutions = solution_cells(md)
     expected = [c.source for c in jupytext.read(md).cells
-                if c.cell_type == "code" and c.source not in solutions]
+                if c.cell_type == "code" and c.source not in solutions
+                and "book-only" not in c.metadata.get("tags", [])]
     assert code[0] == learner.install_cell().source
     assert code[1:] == expected
+
+
+@pytest.mark.parametrize("md", CHAPTERS, ids=IDS)
+def test_the_books_own_figures_stay_out_and_the_widgets_stay_in(md):
+    """The HTML book's figures (deepres.figures) need the book's plotly.js: the learner
+    notebook leaves them out, and keeps the ipywidget that does the same with a kernel."""
+    chapter = jupytext.read(md)
+    book_only = [c for c in chapter.cells if "book-only" in c.metadata.get("tags", [])]
+    assert book_only and all("deepres.figures" in c.source for c in book_only)
+    text = md.with_suffix(".ipynb").read_text()
+    assert "deepres.figures" not in text and "book-only" not in text
+    assert "widgets.interact(" in text
 
 
 @pytest.mark.parametrize("md", CHAPTERS, ids=IDS)

@@ -268,6 +268,8 @@ def learner_notebook(md_path, values=None):
                     cells.append(nbformat.v4.new_markdown_cell(part.strip()))
         elif not converter.in_solution:
             tags = cell.metadata.get("tags", [])
+            if "book-only" in tags:   # the HTML book's own figures (deepres.figures)
+                continue
             cells.append(nbformat.v4.new_code_cell(cell.source, metadata={"tags": tags}
                                                    if tags else {}))
     if converter.in_solution:
