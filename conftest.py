@@ -13,6 +13,7 @@ again with the budget the machine would choose, the numbers the book shows.
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from unittest import mock
 
@@ -20,6 +21,7 @@ import jupytext
 import pytest
 
 ROOT = Path(__file__).resolve().parent
+_STARTED = time.time()
 collect_ignore_glob = ["chapters/*.ipynb", "_build", ".venv"]
 
 BOOK_BUDGET = os.environ.get("DEEPRES_BUDGET")  # for the book build: the user's choice
@@ -58,6 +60,10 @@ def book(tmp_path_factory):
     """Build the book from scratch, executing every chapter with the budget the machine
     (or the user) chooses: (exit code, log, html folder). The executed notebooks, with
     their glued values, are in the html folder's ../jupyter_execute."""
+    built = os.environ.get("DEEPRES_BUILT_BOOK")   # for iterating on tests: reuse a build
+    if built:                                       # made with --path-output DEEPRES_BUILT_BOOK
+        log = (Path(built) / "build.log").read_text() if (Path(built) / "build.log").exists() else ""
+        return 0, log, Path(built) / "_build" / "html"
     out = tmp_path_factory.mktemp("book")
     env = {k: v for k, v in os.environ.items() if k != "DEEPRES_BUDGET"}
     if BOOK_BUDGET:  # the budget the user chose; else the machine's default
@@ -69,3 +75,11 @@ def book(tmp_path_factory):
     log = result.stdout + result.stderr
     (out / "build.log").write_text(log)
     return result.returncode, log, out / "_build" / "html"
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Print the browser test's page report (size and load time of every page)."""
+    report = ROOT / "_build" / "reports" / "pages.md"
+    if report.exists() and report.stat().st_mtime > _STARTED:
+        terminalreporter.write_sep("-", "pages of the book in Chromium (tests/test_browser.py)")
+        terminalreporter.write_line(report.read_text())
