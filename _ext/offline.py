@@ -61,8 +61,10 @@ def page(app, pagename, templatename, context, doctree):
     scripts = context.get("script_files", [])
     for asset in list(scripts):
         name = str(getattr(asset, "filename", asset) or "")
-        body = getattr(asset, "attributes", {}).get("body", "")
-        if "thebe" in name.lower() or "THEBE" in body:
+        attributes = getattr(asset, "attributes", {})
+        if ("thebe" in name.lower() or "THEBE" in attributes.get("body", "")
+                # the saved state of the notebook's widgets: nothing on the page reads it
+                or "jupyter.widget-state" in attributes.get("type", "")):
             scripts.remove(asset)
     styles = context.get("css_files", [])
     for asset in list(styles):
