@@ -11,6 +11,19 @@ While it trains, it checkpoints into the cache (at each evaluation, and at least
 ``CHECKPOINT_SECONDS``). A run that was interrupted, by an error or by a lost Colab
 runtime whose cache is on Google Drive, resumes from its last checkpoint when it is
 started again, and ends with the same weights and history as if it had never stopped.
+
+On a GPU, the loop keeps each step's loss and error on the device and copies them at
+each evaluation (no wait for the GPU at every step), keeps a dataset that fits on the
+device, and so augments it there. On the CPU this is the same arithmetic: the numbers
+do not change (tested).
+
+Under ``torchrun`` (an initialised ``torch.distributed`` process group, see
+``deepres.run``), the model is wrapped in DistributedDataParallel: every process draws
+the same global batch, trains on its share, and the gradients are averaged, so the run
+is the single-process run with the same batch size, to within float rounding.
+BatchNorm is synchronised across processes on GPUs (``SyncBatchNorm``); on CPUs PyTorch
+cannot synchronise it, so a distributed CPU run refuses a model with BatchNorm. Process
+0 writes the cache; the others wait for it.
 """
 import copy
 import hashlib
@@ -23,7 +36,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from .data import batches
@@ -54,6 +69,7 @@ class Run:
     cached: bool = False
     config: dict = field(default_factory=dict)
     estimate: float = float("nan")  # what estimate_seconds predicted for the training
+    eval_seconds: float = 0.0       # of ``seconds``, the part spent evaluating
 
     @property
     def test_error(self):
@@ -215,6 +231,10 @@ def train(make_model, data, *, steps, batch_size=128, lr=0.1, momentum=0.9,
     source is loaded from the cache instead of trained again.
     """
     device = torch.device(device)
+    rank, world = _process()
+    if batch_size % world:
+        raise ValueError(f"the batch size ({batch_size}) must split evenly over the "
+                         f"{world} processes")
     torch.manual_seed(seed)
     model = make_model()
     config = dict(steps=steps, batch_size=batch_size, lr=lr, momentum=momentum,
@@ -229,18 +249,20 @@ def train(make_model, data, *, steps, batch_size=128, lr=0.1, momentum=0.9,
         model.load_state_dict(stored["state_dict"])
         run = Run(name, model.to(device), stored["history"], stored["seconds"],
                   stored["device"], cached=True, config=config,
-                  estimate=stored.get("estimate", float("nan")))
-        print(_summary(run))
+                  estimate=stored.get("estimate", float("nan")),
+                  eval_seconds=stored.get("eval_seconds", 0.0))
+        if rank == 0:
+            print(_summary(run))
         return run
 
     model.to(device).to(memory_format=torch.channels_last)
+    net = _distribute(model, device) if world > 1 else model   # what trains
+    data = _on_device(data, device)
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum,
                           weight_decay=weight_decay)
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
     history = {k: [] for k in ("step", "loss", "error", "eval_step", "running_error",
                                "train_loss", "train_error", "test_loss", "test_error")}
-    # a fixed subset of the training set (its order is random), evaluated like the test set
-    x_fit, y_fit = data.x_train[:TRAIN_EVAL_SIZE], data.y_train[:TRAIN_EVAL_SIZE]
     estimate = estimate_seconds(model, data, steps=steps, batch_size=batch_size,
                                 eval_every=eval_every, device=device)
     checkpoint = path.with_name(f"{key}.checkpoint.pt")
@@ -255,13 +277,43 @@ def train(make_model, data, *, steps, batch_size=128, lr=0.1, momentum=0.9,
             torch.cuda.set_rng_state(state["cuda_rng"], device)
         history, done, seconds_before = state["history"], state["step"], state["seconds"]
         estimate = estimate * (steps - done) / steps
-        print(f"{name}: resuming from the checkpoint at step {done:,} of {steps:,}; "
+        _say(rank, f"{name}: resuming from the checkpoint at step {done:,} of {steps:,}; "
               f"the rest should take about {duration(estimate)} on {device.type}")
     else:
-        print(f"{name}: not in the run cache; training {steps:,} steps of batch "
-              f"{batch_size} on {device.type} should take about {duration(estimate)}")
+        where = f"{world} processes on {device.type}" if world > 1 else device.type
+        _say(rank, f"{name}: not in the run cache; training {steps:,} steps of batch "
+                   f"{batch_size} on {where} should take about {duration(estimate)}")
+
+    losses, errors = [], []   # this stretch's per-step values, still on the device
+    eval_seconds = 0.0
+
+    def flush():
+        """Copy the steps since the last flush into the history (one transfer); stop at
+        the first non-finite loss."""
+        if not losses:
+            return
+        values = torch.stack(losses + errors).float()
+        if world > 1:   # the global batch's loss and error: the mean over the processes
+            dist.all_reduce(values)
+            values /= world
+        values = values.tolist()
+        first = history["step"][-1] + 1 if history["step"] else 1
+        for i, loss in enumerate(values[:len(losses)]):
+            if not math.isfinite(loss):
+                raise FloatingPointError(
+                    f"{name}: the loss became {loss} at step {first + i}. The learning rate "
+                    f"({lr}) is probably too high for this model; try a smaller one or a "
+                    "warmup.")
+        history["step"].extend(range(first, first + len(losses)))
+        history["loss"].extend(values[:len(losses)])
+        history["error"].extend(values[len(losses):])
+        losses.clear()
+        errors.clear()
 
     def save_checkpoint(step):
+        flush()
+        if rank != 0:
+            return
         state = {"model": model.state_dict(), "optimizer": opt.state_dict(),
                  "scaler": scaler.state_dict(), "rng": torch.get_rng_state(),
                  "history": history, "step": step,
@@ -274,30 +326,31 @@ def train(make_model, data, *, steps, batch_size=128, lr=0.1, momentum=0.9,
 
     start = last_saved = time.perf_counter()
     bar = tqdm(batches(data, batch_size, steps, seed, start=done), total=steps,
-               initial=done, desc=name, disable=not progress, mininterval=1.0)
-    model.train()
+               initial=done, desc=name, disable=not progress or rank != 0, mininterval=1.0)
+    share = batch_size // world
+    net.train()
     for step, (x, y) in enumerate(bar, start=done + 1):
+        if world > 1:   # every process drew the same global batch: take this one's share
+            x, y = x[rank * share:(rank + 1) * share], y[rank * share:(rank + 1) * share]
         for group in opt.param_groups:
             group["lr"] = learning_rate(step - 1, steps, lr, warmup)
         x, y = _memory_format(x.to(device, non_blocking=True), device), y.to(device)
         with _autocast(device):
-            logits = model(x)
+            logits = net(x)
             loss = F.cross_entropy(logits.float(), y)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(
-                f"{name}: the loss became {loss.item()} at step {step}. The learning rate "
-                f"({lr}) is probably too high for this model; try a smaller one or a warmup.")
         opt.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(opt)
         scaler.update()
-        history["step"].append(step)
-        history["loss"].append(loss.item())
-        history["error"].append((logits.argmax(1) != y).float().mean().item())
+        losses.append(loss.detach())
+        errors.append((logits.argmax(1) != y).float().mean())
         if step % eval_every == 0 or step == steps:
+            flush()
             recent = history["error"][-eval_every:]
-            train_loss, train_error = evaluate(model, x_fit, y_fit, device)
+            eval_start = time.perf_counter()
+            train_loss, train_error = evaluate(model, data.x_fit, data.y_fit, device)
             test_loss, test_error = evaluate(model, data.x_test, data.y_test, device)
+            eval_seconds += time.perf_counter() - eval_start
             history["eval_step"].append(step)
             history["running_error"].append(sum(recent) / len(recent))
             history["train_loss"].append(train_loss)
@@ -306,23 +359,72 @@ def train(make_model, data, *, steps, batch_size=128, lr=0.1, momentum=0.9,
             history["test_error"].append(test_error)
             bar.set_postfix(train_err=f"{history['train_error'][-1]:.3f}",
                             test_err=f"{test_error:.3f}")
-        if use_cache and step < steps and (step % eval_every == 0 or
+        # (by the clock only in one process: the processes must flush at the same steps)
+        if use_cache and step < steps and (step % eval_every == 0 or world == 1 and
                                            time.perf_counter() - last_saved > CHECKPOINT_SECONDS):
             save_checkpoint(step)
             last_saved = time.perf_counter()
     bar.close()
+    flush()
     seconds = seconds_before + time.perf_counter() - start
     model.to(memory_format=torch.contiguous_format)
-    if use_cache:
+    if use_cache and rank == 0:
         path.parent.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
         torch.save({"history": history, "state_dict": state, "seconds": seconds,
-                    "device": device.type, "estimate": estimate}, path)
+                    "device": device.type, "estimate": estimate,
+                    "eval_seconds": eval_seconds}, path.with_suffix(".tmp"))
+        path.with_suffix(".tmp").replace(path)
         checkpoint.unlink(missing_ok=True)
+    if world > 1:
+        dist.barrier()   # the others return once process 0 has written the cache
     run = Run(name, model, history, seconds, device.type, cached=False, config=config,
-              estimate=estimate)
-    print(_summary(run))
+              estimate=estimate, eval_seconds=eval_seconds)
+    _say(rank, _summary(run))
     return run
+
+
+def _process():
+    """(rank, world size) of this process in torch.distributed's group, or (0, 1)."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _say(rank, text):
+    if rank == 0:
+        print(text, flush=True)
+
+
+def _distribute(model, device):
+    """DistributedDataParallel, with BatchNorm synchronised over the processes (GPUs)."""
+    has_bn = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    if device.type == "cuda":
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        return DistributedDataParallel(model, device_ids=[device.index])
+    if has_bn:
+        raise ValueError(
+            "a distributed run on CPUs cannot synchronise BatchNorm (PyTorch supports "
+            "SyncBatchNorm only on GPUs), so it would not be the single-process run: "
+            "run it in one process, or on GPUs")
+    return DistributedDataParallel(model)
+
+
+def _on_device(data, device):
+    """``data`` with its tensors on a CUDA device if they fit in a quarter of its free
+    memory (batches, augmentation and evaluation then run there), else as it is; and
+    ``x_fit``/``y_fit``, the fixed training subset that each evaluation measures."""
+    fit = dict(x_fit=data.x_train[:TRAIN_EVAL_SIZE], y_fit=data.y_train[:TRAIN_EVAL_SIZE])
+    moved = copy.copy(data)
+    tensors = ("x_train", "y_train", "x_test", "y_test")
+    size = sum(getattr(data, t).nbytes for t in tensors)
+    if device.type == "cuda" and size < torch.cuda.mem_get_info(device)[0] / 4:
+        for t in tensors:
+            setattr(moved, t, getattr(data, t).to(device))
+        fit = dict(x_fit=moved.x_train[:TRAIN_EVAL_SIZE], y_fit=moved.y_train[:TRAIN_EVAL_SIZE])
+    for k, v in fit.items():
+        setattr(moved, k, v)
+    return moved
 
 
 def _summary(run):

@@ -193,3 +193,47 @@ def test_duration(seconds, shown):
 def test_evaluations_counted_like_the_loop():
     assert train_module.n_evaluations(30, 10) == 3
     assert train_module.n_evaluations(35, 10) == 4
+
+
+def test_history_is_the_step_by_step_reference_loop(cache):
+    """The loop keeps each step's loss and error on the device and copies them at each
+    evaluation (no wait for a GPU at every step): on the CPU the numbers are those of a
+    plain loop that reads them after every step."""
+    data = dataclasses.replace(synthetic_data(), augment=True)
+    settings = dict(steps=25, batch_size=32, lr=0.05, eval_every=10, seed=4)
+    run = fit(data, **settings)
+    torch.manual_seed(4)
+    model = tiny_model().to(memory_format=torch.channels_last).train()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-4)
+    losses, errors = [], []
+    for step, (x, y) in enumerate(batches(data, 32, 25, seed=4)):
+        for group in opt.param_groups:
+            group["lr"] = learning_rate(step, 25, 0.05)
+        logits = model(x.contiguous(memory_format=torch.channels_last))
+        loss = nn.functional.cross_entropy(logits.float(), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+        errors.append((logits.argmax(1) != y).float().mean().item())
+        # (the library evaluates every 10 steps in eval mode: that changes no weight)
+    assert run.history["loss"] == losses and run.history["error"] == errors
+    assert run.history["step"] == list(range(1, 26))
+
+
+def test_evaluation_time_is_kept_apart(cache):
+    run = fit(synthetic_data(), steps=20, eval_every=5)
+    assert 0 < run.eval_seconds < run.seconds
+    again = fit(synthetic_data(), steps=20, eval_every=5, use_cache=True)
+    cached = fit(synthetic_data(), steps=20, eval_every=5, use_cache=True)
+    assert cached.cached and cached.eval_seconds == again.eval_seconds
+
+
+def test_divergence_names_the_first_bad_step(cache):
+    with pytest.raises(FloatingPointError, match=r"at step \d+\. The learning rate"):
+        fit(synthetic_data(), lr=1e6)
+
+
+def test_a_distributed_cpu_run_refuses_batchnorm():
+    with pytest.raises(ValueError, match="SyncBatchNorm"):
+        train_module._distribute(tiny_model(), torch.device("cpu"))

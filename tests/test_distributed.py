@@ -1,0 +1,110 @@
+"""Training outside the notebook: ``python -m deepres.run`` and DistributedDataParallel.
+
+The DDP test runs ``torchrun`` with 2 CPU processes (the gloo backend): a run with global
+batch B must be the single-process run with batch B and the same seed, to within float
+rounding (the processes sum their gradients in another order), and the cache entry it
+writes must be the one a single process then loads.
+"""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import deepres.training as train_module
+from deepres.budget import get_budget
+from deepres.experiments import chapter_runs
+from deepres.training import train
+from helpers import synthetic_data
+
+ROOT = Path(__file__).resolve().parent.parent
+TOLERANCE = 1e-4   # largest difference allowed in a loss, error or weight (float32)
+
+SCRIPT = """
+import json, sys
+import torch, torch.distributed as dist
+sys.path.insert(0, {tests!r})
+from helpers import synthetic_data
+from test_distributed import no_bn_model
+from deepres.training import train
+
+dist.init_process_group("gloo")
+run = train(no_bn_model, synthetic_data(), steps=30, batch_size=32, lr=0.05,
+            eval_every=10, seed=2, device="cpu", name="ddp", progress=False)
+if dist.get_rank() == 0:
+    json.dump(run.history, open(sys.argv[1], "w"))
+dist.destroy_process_group()
+"""
+
+
+def no_bn_model():
+    """A small conv net without BatchNorm (CPU processes cannot synchronise BN)."""
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.ReLU(),
+        torch.nn.Conv2d(8, 8, 3, padding=1, stride=2), torch.nn.ReLU(),
+        torch.nn.AdaptiveAvgPool2d(2), torch.nn.Flatten(), torch.nn.Linear(32, 10))
+
+
+def env_with_cache(cache):
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    env[train_module.CACHE_ENV] = str(cache)
+    return env
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv(train_module.CACHE_ENV, str(tmp_path / "runs"))
+    return tmp_path / "runs"
+
+
+def test_ddp_on_two_processes_is_the_single_process_run(cache, tmp_path):
+    script = tmp_path / "ddp.py"
+    script.write_text(SCRIPT.format(tests=str(ROOT / "tests")))
+    out = tmp_path / "history.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone",
+         "--nproc_per_node=2", str(script), str(out)],
+        capture_output=True, text=True, timeout=600, env=env_with_cache(cache))
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    ddp = json.loads(out.read_text())
+    assert len(list(cache.glob("*.pt"))) == 1   # one entry, written by process 0
+
+    settings = dict(steps=30, batch_size=32, lr=0.05, eval_every=10, seed=2,
+                    device="cpu", progress=False)
+    single = train(no_bn_model, synthetic_data(), use_cache=False, **settings)
+    for key in ("loss", "error", "train_loss", "test_loss", "test_error"):
+        worst = max(abs(a - b) for a, b in zip(ddp[key], single.history[key]))
+        assert worst <= TOLERANCE, f"{key}: DDP differs from one process by {worst:.2g}"
+    assert ddp["step"] == single.history["step"]
+
+    loaded = train(no_bn_model, synthetic_data(), use_cache=True, **settings)
+    assert loaded.cached, "the book would not load what the distributed run wrote"
+    assert loaded.history == ddp
+    for a, b in zip(loaded.model.state_dict().values(), single.model.state_dict().values()):
+        assert torch.allclose(a, b, atol=TOLERANCE, rtol=0)
+
+
+def test_the_command_line_fills_the_cache_the_chapter_reads(cache):
+    result = subprocess.run(
+        [sys.executable, "-m", "deepres.run", "--chapter", "2", "--budget", "smoke"],
+        capture_output=True, text=True, timeout=600, env=env_with_cache(cache), cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "chapter 2: 4 runs in the cache, 4 trained now" in result.stdout
+    runs = chapter_runs(2, get_budget("smoke", verbose=False), "cpu")
+    assert len(runs) == 4 and all(r.cached for r in runs.values())
+
+
+def test_the_command_line_refuses_an_unknown_chapter_or_budget(cache):
+    for args in (["--chapter", "9"], ["--chapter", "2", "--budget", "huge"]):
+        result = subprocess.run([sys.executable, "-m", "deepres.run", *args],
+                                capture_output=True, text=True, env=env_with_cache(cache),
+                                cwd=ROOT)
+        assert result.returncode == 2 and "invalid choice" in result.stderr
+
+
+def test_every_chapter_that_trains_is_known_to_the_command_line():
+    with pytest.raises(ValueError, match="1 to 6"):
+        chapter_runs(7, get_budget("smoke", verbose=False), "cpu")
