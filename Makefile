@@ -14,7 +14,7 @@ VENDOR_STAMP := vendor/node_modules/.installed
 export PATH := $(BIN):$(PATH)
 export DEEPRES_CACHE ?= $(CURDIR)/_build/runcache
 
-.PHONY: book test setup data browser learner clean clean-cache
+.PHONY: book test bench setup data browser learner clean clean-cache
 
 book: setup data
 	$(BIN)/jupyter-book build . -W -n --keep-going
@@ -56,6 +56,11 @@ data: setup
 	    || echo "apt-get could not install dataset-fashion-mnist; trying a download"; \
 	fi
 	$(BIN)/python -c 'from deepres.data import ensure_fashion_mnist; ensure_fashion_mnist()'
+
+# The training loop against a raw PyTorch loop, and thread counts on an idle and a busy
+# machine: figures printed (and kept in _build/reports/bench.json), nothing asserted.
+bench: setup data
+	$(BIN)/python tools/bench.py --json _build/reports/bench.json
 
 learner: setup
 	$(BIN)/python tools/learner.py

@@ -42,7 +42,7 @@ def test_every_page_is_built(book, name):
     assert (book[2] / f"{name}.html").is_file()
 
 
-@pytest.mark.parametrize("name", [p for p in PAGES if p != "chapters/exec_stats"])
+@pytest.mark.parametrize("name", PAGES)
 def test_every_notebook_page_was_executed(book, name):
     markup = page(book, name)
     assert "cell_output" in markup
@@ -81,7 +81,10 @@ def test_vgg_text_quotes_numbers_the_page_computed(book):
     assert re.search(r"ends with \d+\.\d\d % test error", text)
 
 
-def test_execution_statistics_list_the_chapters(book):
-    text = text_of(page(book, "chapters/exec_stats"))
+def test_performance_page_lists_every_chapter_and_the_loops_ratio(book):
+    text = text_of(page(book, "chapters/performance"))
     for name in CHAPTERS:
         assert Path(name).name in text
+    for model in ("plain-20", "ResNet-20", "DenseNet-BC-40"):
+        assert model in text
+    assert re.search(r"ran at \d\.\d\d to \d\.\d\d times the speed", text)

@@ -19,40 +19,34 @@ another's runs through the run cache in the book is counted in full, as in a fre
 Colab runtime.
 """
 import sys
+from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 from torch import nn
 
-from deepres.budget import PROFILES
-from deepres.measure import count_flops
-from deepres.models import VGG, densenet_bc_cifar, plain, resnet_cifar
-from deepres.training import TRAIN_EVAL_SIZE, n_evaluations
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from deepres.budget import PROFILES  # noqa: E402
+from deepres.experiments import (bottleneck_networks, densenet_networks,  # noqa: E402
+                                 resnext_networks, vgg_networks)
+from deepres.measure import count_flops  # noqa: E402
+from deepres.models import plain, resnet_cifar  # noqa: E402
+from deepres.training import TRAIN_EVAL_SIZE, n_evaluations  # noqa: E402
+
+
+CIFAR10 = SimpleNamespace(shape=(3, 32, 32), classes=tuple(range(10)))  # what the nets see
 
 
 def chapter_networks(b):
-    """Each chapter's networks for budget ``b`` (CIFAR-10: 3 channels, 32x32, 10 classes)."""
-    a, m, c = b.vgg_widths
-    w = b.resnet_widths
-
-    def vgg(config, k):
-        return VGG(config, num_classes=10, in_channels=3, batch_norm=True, hidden=128,
-                   pool_size=3, kernel_size=k)
-
-    planes = tuple(2 * x for x in w)
-
-    def resnext(cardinality, d):
-        return resnet_cifar(11, widths=planes, bottleneck=True, shortcut="B",
-                            groups=cardinality, width_per_group=d)
-
+    """Each chapter's networks for budget ``b``, as the chapters build them (CIFAR-10)."""
+    cifar = [(build, depth) for build in (plain, resnet_cifar) for depth in (20, 56)]
     return {
-        "1 VGG": [vgg([a, a, "M", m, m, "M", c, c, "M"], 3), vgg([a, "M", m, "M", c, "M"], 5)],
-        "2 degradation": [plain(20, widths=w), plain(56, widths=w)],
-        "3 residual": [plain(20, widths=w), plain(56, widths=w),
-                       resnet_cifar(20, widths=w), resnet_cifar(56, widths=w)],
-        "4 bottleneck": [resnet_cifar(20, widths=tuple(x * 9 // 8 for x in w)),
-                         resnet_cifar(29, widths=w, bottleneck=True, shortcut="B")],
-        "5 ResNeXt": [resnext(1, 64), resnext(8, 14)],
-        "6 DenseNet": [densenet_bc_cifar(40, growth_rate=w[0] * 3 // 4), resnet_cifar(14, widths=w)],
+        "1 VGG": [make() for make in vgg_networks(b, CIFAR10).values()],
+        "2 degradation": [plain(d, widths=b.resnet_widths) for d in (20, 56)],
+        "3 residual": [build(d, widths=b.resnet_widths) for build, d in cifar],
+        "4 bottleneck": [make() for make in bottleneck_networks(b, CIFAR10).values()],
+        "5 ResNeXt": [make() for make in resnext_networks(b, CIFAR10).values()],
+        "6 DenseNet": [make() for make in densenet_networks(b, CIFAR10).values()],
     }
 
 
@@ -86,24 +80,33 @@ def reference_tflops(seconds=131, epochs=24):
     return flops / seconds / 1e12 * T4_SHARE
 
 
-def main(tflops=None, budget="gpu"):
+def estimates(tflops=None, budget="gpu"):
+    """{chapter: (training PFLOP, minutes)} for ``budget``, at ``tflops`` (default: the
+    reference measurement's throughput scaled to a T4)."""
     tflops = tflops or reference_tflops()
     b = PROFILES[budget]
     x = torch.randn(1, 3, 32, 32)
     eval_images = 10_000 + TRAIN_EVAL_SIZE
-    print(f"budget {budget}: {b.steps} steps of batch {b.batch_size}, seeds {b.seeds}; "
-          f"{tflops:.1f} TFLOPS effective")
-    total = 0.0
+    rows = {}
     for chapter, networks in chapter_networks(b).items():
         flops = 0.0
         for model in networks:
             forward = count_flops(model, x)
             flops += len(b.seeds) * forward * (3 * b.batch_size * b.steps
                                                + n_evaluations(b.steps, b.eval_every) * eval_images)
-        seconds = flops / (tflops * 1e12)
-        total += seconds
-        print(f"chapter {chapter:<14} {flops / 1e15:7.2f} PFLOP  {seconds / 60:6.1f} min")
-    print(f"all chapters          {total / 60:6.1f} min")
+        rows[chapter] = (flops / 1e15, flops / (tflops * 1e12) / 60)
+    return rows
+
+
+def main(tflops=None, budget="gpu"):
+    tflops = tflops or reference_tflops()
+    b = PROFILES[budget]
+    print(f"budget {budget}: {b.steps} steps of batch {b.batch_size}, seeds {b.seeds}; "
+          f"{tflops:.1f} TFLOPS effective")
+    rows = estimates(tflops, budget)
+    for chapter, (pflop, minutes) in rows.items():
+        print(f"chapter {chapter:<14} {pflop:7.2f} PFLOP  {minutes:6.1f} min")
+    print(f"all chapters          {sum(m for _, m in rows.values()):6.1f} min")
 
 
 if __name__ == "__main__":

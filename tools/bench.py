@@ -1,0 +1,189 @@
+"""make bench: how fast the course's training loop is, and how a busy machine slows it.
+
+1. The loop against a minimal hand-written PyTorch loop, on the same model, data, batch
+   size and optimiser: images per second of each, measured in one process, alternating,
+   as the median of ``--repeats`` runs. The library's time is its training steps only
+   (``Run.seconds - Run.eval_seconds``): its evaluations are reported apart.
+2. Step time with 1 and with 2 threads, idle and beside another CPU-bound process (a
+   matrix multiply on 2 threads), each in a fresh process.
+
+Nothing is asserted: the figures are printed (and written as JSON with ``--json``).
+Timings on these 2-core machines move by 2x between runs; run nothing else meanwhile.
+"""
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from deepres.budget import get_budget  # noqa: E402
+from deepres.experiments import cifar_data  # noqa: E402
+from deepres.models import densenet_bc_cifar, plain, resnet_cifar  # noqa: E402
+from deepres.training import train  # noqa: E402
+
+
+def models(budget, data):
+    """The laptop-size networks of the chapters: a plain net, a ResNet, a DenseNet."""
+    c = data.shape[0]
+    w = budget.resnet_widths
+    return {"plain-20": lambda: plain(20, widths=w, in_channels=c),
+            "ResNet-20": lambda: resnet_cifar(20, widths=w, in_channels=c),
+            "DenseNet-BC-40": lambda: densenet_bc_cifar(40, growth_rate=w[0] * 3 // 4,
+                                                        in_channels=c)}
+
+
+def raw_loop(make_model, data, steps, batch_size, lr=0.1, seed=0):
+    """Images per second of the plainest loop: random batches, forward, loss, backward,
+    SGD step. One untimed step first, as the library's estimate warms its own up."""
+    torch.manual_seed(seed)
+    model = make_model().train()
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=1e-4)
+    g = torch.Generator().manual_seed(seed)
+    n = len(data.y_train)
+
+    def step():
+        idx = torch.randint(0, n, (batch_size,), generator=g)
+        loss = F.cross_entropy(model(data.x_train[idx]), data.y_train[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    step()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return steps * batch_size / (time.perf_counter() - start)
+
+
+def library_loop(make_model, data, steps, batch_size, seed=0):
+    """(images per second of the training steps, seconds of evaluation) of ``train``."""
+    run = train(make_model, data, steps=steps, batch_size=batch_size, lr=0.1,
+                eval_every=steps, seed=seed, device="cpu", use_cache=False,
+                progress=False, name="bench")
+    return steps * batch_size / (run.seconds - run.eval_seconds), run.eval_seconds
+
+
+def compare(budget, steps, repeats):
+    data = cifar_data(budget)
+    rows = []
+    for name, make in models(budget, data).items():
+        lib, raw, evals = [], [], []
+        for _ in range(repeats):   # alternate, so a slow spell hits both
+            speed, eval_seconds = library_loop(make, data, steps, budget.batch_size)
+            lib.append(speed)
+            evals.append(eval_seconds)
+            raw.append(raw_loop(make, data, steps, budget.batch_size))
+        rows.append({"model": name, "library_images_per_s": statistics.median(lib),
+                     "raw_images_per_s": statistics.median(raw),
+                     "ratio": statistics.median(lib) / statistics.median(raw),
+                     "ratios": [a / b for a, b in zip(lib, raw)],
+                     "eval_seconds": statistics.median(evals)})
+    return rows
+
+
+STEP_TIMER = """
+import statistics, sys, time, torch, torch.nn.functional as F
+sys.path.insert(0, {root!r})
+torch.set_num_threads({threads})
+from deepres.budget import get_budget
+from deepres.experiments import cifar_data
+from deepres.models import resnet_cifar
+budget = get_budget("laptop", verbose=False)
+data = cifar_data(budget)
+torch.manual_seed(0)
+model = resnet_cifar(20, widths=budget.resnet_widths, in_channels=data.shape[0])
+opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+x, y = data.x_train[:budget.batch_size], data.y_train[:budget.batch_size]
+times = []
+for i in range({steps} + 5):
+    start = time.perf_counter()
+    loss = F.cross_entropy(model(x), y)
+    opt.zero_grad(); loss.backward(); opt.step()
+    if i >= 5:
+        times.append(time.perf_counter() - start)
+print(loss.item())
+print(statistics.median(times))
+"""
+
+COMPETITOR = """
+import torch
+torch.set_num_threads(2)
+a = torch.randn(1024, 1024)
+while True:
+    a = torch.tanh(a @ a / 1024)
+"""
+
+
+def step_time(threads, steps):
+    """(median step time, the loss after the last step) in a fresh process."""
+    code = STEP_TIMER.format(root=str(ROOT), threads=threads, steps=steps)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    loss, seconds = out.stdout.strip().splitlines()[-2:]
+    return float(seconds), float(loss)
+
+
+def contention(steps):
+    """Median step time of ResNet-20 (laptop size) per thread count, idle and beside a
+    2-thread matrix multiply in another process."""
+    rows = []
+    for busy in (False, True):
+        competitor = subprocess.Popen([sys.executable, "-c", COMPETITOR]) if busy else None
+        try:
+            if busy:
+                time.sleep(2)
+            for threads in (1, 2):
+                seconds, loss = step_time(threads, steps)
+                rows.append({"threads": threads, "busy": busy, "step_seconds": seconds,
+                             "final_loss": loss})
+        finally:
+            if competitor:
+                competitor.kill()
+                competitor.wait()
+    return rows
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=60, help="steps per timed run")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--no-contention", action="store_true")
+    args = parser.parse_args(argv)
+    budget = get_budget("laptop", verbose=False)
+    result = {"threads": torch.get_num_threads(), "torch": torch.__version__,
+              "loop": compare(budget, args.steps, args.repeats)}
+    print(f"Training loop against a raw PyTorch loop (laptop sizes, batch "
+          f"{budget.batch_size}, {args.steps} steps, median of {args.repeats}, "
+          f"{result['threads']} threads):")
+    print(f"{'model':16} {'library img/s':>14} {'raw img/s':>10} {'ratio':>6}  "
+          f"{'each repeat':20} {'eval (s)':>8}")
+    for r in result["loop"]:
+        each = " ".join(f"{x:.2f}" for x in r["ratios"])
+        print(f"{r['model']:16} {r['library_images_per_s']:14.0f} "
+              f"{r['raw_images_per_s']:10.0f} {r['ratio']:6.2f}  {each:20} "
+              f"{r['eval_seconds']:8.2f}")
+    if not args.no_contention:
+        result["contention"] = contention(args.steps)
+        print("\nResNet-20 (laptop size), median step time, each in a fresh process:")
+        idle = {r["threads"]: r["step_seconds"] for r in result["contention"] if not r["busy"]}
+        for r in result["contention"]:
+            state = "beside a 2-thread matmul" if r["busy"] else "idle"
+            print(f"  {r['threads']} thread(s), {state:25}: {1000 * r['step_seconds']:6.1f} ms "
+                  f"({r['step_seconds'] / idle[2]:.2f}x the idle 2-thread time)")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=1))
+    return result
+
+
+if __name__ == "__main__":
+    main()
