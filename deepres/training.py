@@ -208,9 +208,15 @@ def _autocast(device):
     return torch.autocast("cuda", dtype=torch.float16, enabled=device.type == "cuda")
 
 
+def _channels_last(device):
+    # channels_last speeds up convolutions on CUDA (tensor cores); on this course's CPUs
+    # it made the laptop-size plain net and ResNet slower (measured with tools/bench.py)
+    return device.type == "cuda"
+
+
 def _memory_format(x, device):
-    # channels_last speeds up convolutions on CUDA (tensor cores) and on recent CPUs
-    return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
+    return x.contiguous(memory_format=torch.channels_last) \
+        if x.dim() == 4 and _channels_last(device) else x
 
 
 def learning_rate(step, steps, lr, warmup=0):
@@ -255,7 +261,9 @@ def train(make_model, data, *, steps, batch_size=128, lr=0.1, momentum=0.9,
             print(_summary(run))
         return run
 
-    model.to(device).to(memory_format=torch.channels_last)
+    model.to(device)
+    if _channels_last(device):
+        model.to(memory_format=torch.channels_last)
     net = _distribute(model, device) if world > 1 else model   # what trains
     data = _on_device(data, device)
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum,

@@ -77,14 +77,17 @@ def test_ddp_on_two_processes_is_the_single_process_run(cache, tmp_path):
     single = train(no_bn_model, synthetic_data(), use_cache=False, **settings)
     for key in ("loss", "error", "train_loss", "test_loss", "test_error"):
         worst = max(abs(a - b) for a, b in zip(ddp[key], single.history[key]))
+        print(f"DDP against one process, largest difference in {key}: {worst:.3g}")
         assert worst <= TOLERANCE, f"{key}: DDP differs from one process by {worst:.2g}"
     assert ddp["step"] == single.history["step"]
 
     loaded = train(no_bn_model, synthetic_data(), use_cache=True, **settings)
     assert loaded.cached, "the book would not load what the distributed run wrote"
     assert loaded.history == ddp
-    for a, b in zip(loaded.model.state_dict().values(), single.model.state_dict().values()):
-        assert torch.allclose(a, b, atol=TOLERANCE, rtol=0)
+    worst = max((a - b).abs().max().item() for a, b in
+                zip(loaded.model.state_dict().values(), single.model.state_dict().values()))
+    print(f"DDP against one process, largest difference in a weight: {worst:.3g}")
+    assert worst <= TOLERANCE
 
 
 def test_the_command_line_fills_the_cache_the_chapter_reads(cache):

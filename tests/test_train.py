@@ -203,13 +203,13 @@ def test_history_is_the_step_by_step_reference_loop(cache):
     settings = dict(steps=25, batch_size=32, lr=0.05, eval_every=10, seed=4)
     run = fit(data, **settings)
     torch.manual_seed(4)
-    model = tiny_model().to(memory_format=torch.channels_last).train()
+    model = tiny_model().train()
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-4)
     losses, errors = [], []
     for step, (x, y) in enumerate(batches(data, 32, 25, seed=4)):
         for group in opt.param_groups:
             group["lr"] = learning_rate(step, 25, 0.05)
-        logits = model(x.contiguous(memory_format=torch.channels_last))
+        logits = model(x)
         loss = nn.functional.cross_entropy(logits.float(), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -11,6 +11,8 @@ Nothing is asserted: the figures are printed (and written as JSON with ``--json`
 Timings on these 2-core machines move by 2x between runs; run nothing else meanwhile.
 """
 import argparse
+import contextlib
+import io
 import json
 import statistics
 import subprocess
@@ -65,9 +67,10 @@ def raw_loop(make_model, data, steps, batch_size, lr=0.1, seed=0):
 
 def library_loop(make_model, data, steps, batch_size, seed=0):
     """(images per second of the training steps, seconds of evaluation) of ``train``."""
-    run = train(make_model, data, steps=steps, batch_size=batch_size, lr=0.1,
-                eval_every=steps, seed=seed, device="cpu", use_cache=False,
-                progress=False, name="bench")
+    with contextlib.redirect_stdout(io.StringIO()):   # its own report of the run
+        run = train(make_model, data, steps=steps, batch_size=batch_size, lr=0.1,
+                    eval_every=steps, seed=seed, device="cpu", use_cache=False,
+                    progress=False, name="bench")
     return steps * batch_size / (run.seconds - run.eval_seconds), run.eval_seconds
 
 
@@ -153,11 +156,12 @@ def contention(steps):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=60, help="steps per timed run")
+    parser.add_argument("--steps", type=int, default=100, help="steps per timed run")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--no-contention", action="store_true")
     args = parser.parse_args(argv)
+    torch.set_flush_denormal(True)   # as deepres.setup() does in every chapter
     budget = get_budget("laptop", verbose=False)
     result = {"threads": torch.get_num_threads(), "torch": torch.__version__,
               "loop": compare(budget, args.steps, args.repeats)}
