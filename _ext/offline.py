@@ -10,6 +10,7 @@
 - The kernels the build starts see ``DEEPRES_BOOK_HTML=1``, so the figures write HTML.
 """
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -25,6 +26,10 @@ ASSETS = [("mathjax/es5/tex-chtml.js", "mathjax/tex-chtml.js"),
           ("mathjax/es5/a11y", "mathjax/a11y"),
           ("mathjax/es5/ui", "mathjax/ui"),
           ("plotly.js-basic-dist-min/plotly-basic.min.js", "plotly-basic.min.js")]
+# A widget's view in a cell's output (the progress bars of training runs are ipywidgets
+# in a kernel): without the widget manager it shows nothing, so it is left out.
+WIDGET_VIEW = re.compile(
+    r'<script type="application/vnd\.jupyter\.widget-view\+json">.*?</script>', re.S)
 CSS = """
 figure.deepres-figure { margin: 1em 0; }
 .deepres-control { margin-bottom: .4em; }
@@ -70,6 +75,8 @@ def page(app, pagename, templatename, context, doctree):
     for asset in list(styles):
         if "thebe" in str(getattr(asset, "filename", asset) or "").lower():
             styles.remove(asset)
+    if "body" in context:
+        context["body"] = WIDGET_VIEW.sub("", context["body"])
     if "deepres-figure" in context.get("body", ""):
         app.builder.add_js_file(PLOTLY, defer="defer")
     source = Path(app.env.doc2path(pagename))
