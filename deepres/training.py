@@ -422,16 +422,13 @@ def _on_device(data, device):
     """``data`` with its tensors on a CUDA device if they fit in a quarter of its free
     memory (batches, augmentation and evaluation then run there), else as it is; and
     ``x_fit``/``y_fit``, the fixed training subset that each evaluation measures."""
-    fit = dict(x_fit=data.x_train[:TRAIN_EVAL_SIZE], y_fit=data.y_train[:TRAIN_EVAL_SIZE])
     moved = copy.copy(data)
     tensors = ("x_train", "y_train", "x_test", "y_test")
     size = sum(getattr(data, t).nbytes for t in tensors)
     if device.type == "cuda" and size < torch.cuda.mem_get_info(device)[0] / 4:
         for t in tensors:
             setattr(moved, t, getattr(data, t).to(device))
-        fit = dict(x_fit=moved.x_train[:TRAIN_EVAL_SIZE], y_fit=moved.y_train[:TRAIN_EVAL_SIZE])
-    for k, v in fit.items():
-        setattr(moved, k, v)
+    moved.x_fit, moved.y_fit = moved.x_train[:TRAIN_EVAL_SIZE], moved.y_train[:TRAIN_EVAL_SIZE]
     return moved
 
 
