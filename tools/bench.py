@@ -27,8 +27,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from deepres.budget import get_budget  # noqa: E402
-from deepres.experiments import cifar_data  # noqa: E402
-from deepres.models import densenet_bc_cifar, plain, resnet_cifar  # noqa: E402
+from deepres.experiments import cifar_data, densenet_networks  # noqa: E402
+from deepres.models import plain, resnet_cifar  # noqa: E402
 from deepres.training import train  # noqa: E402
 
 
@@ -38,8 +38,8 @@ def models(budget, data):
     w = budget.resnet_widths
     return {"plain-20": lambda: plain(20, widths=w, in_channels=c),
             "ResNet-20": lambda: resnet_cifar(20, widths=w, in_channels=c),
-            "DenseNet-BC-40": lambda: densenet_bc_cifar(40, growth_rate=w[0] * 3 // 4,
-                                                        in_channels=c)}
+            "DenseNet-BC-40": next(make for name, make in densenet_networks(budget, data).items()
+                                   if name.startswith("DenseNet"))}   # chapter 6's
 
 
 def raw_loop(make_model, data, steps, batch_size, lr=0.1, seed=0):
