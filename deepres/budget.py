@@ -34,23 +34,25 @@ class Budget:
     vgg_widths: tuple       # stage widths of chapter 1's small VGG-style networks
     resnet_widths: tuple    # stage widths of the CIFAR-style networks (paper: 16, 32, 64)
     resnet_image_size: int  # their input size (0 = the dataset's own)
+    race_steps: int         # SGD iterations of each of the 21 runs of chapter 7's race
 
 
 PROFILES = {
     "smoke": Budget("smoke", "fashion-mnist", train_size=1024, test_size=512, steps=20,
                     eval_every=10, batch_size=64, seeds=(0, 1), vgg_widths=(8, 16, 32),
-                    resnet_widths=(4, 8, 16), resnet_image_size=14),
+                    resnet_widths=(4, 8, 16), resnet_image_size=14, race_steps=20),
     "laptop": Budget("laptop", "fashion-mnist", train_size=0, test_size=0, steps=1000,
                      eval_every=250, batch_size=128, seeds=(0, 1), vgg_widths=(16, 32, 64),
-                     resnet_widths=(8, 16, 32), resnet_image_size=14),
+                     resnet_widths=(8, 16, 32), resnet_image_size=14,
+                     race_steps=250),  # a quarter: 21 runs must fit in minutes on a CPU
     "gpu": Budget("gpu", "cifar10", train_size=0, test_size=0, steps=5000,
                   eval_every=1000, batch_size=128, seeds=(0, 1),
                   vgg_widths=(64, 128, 256), resnet_widths=(16, 32, 64),
-                  resnet_image_size=0),
+                  resnet_image_size=0, race_steps=5000),
     "paper": Budget("paper", "cifar10", train_size=0, test_size=0, steps=64000,
                     eval_every=2000, batch_size=128, seeds=(0, 1, 2),
                     vgg_widths=(64, 128, 256), resnet_widths=(16, 32, 64),
-                    resnet_image_size=0),
+                    resnet_image_size=0, race_steps=64000),
 }
 
 

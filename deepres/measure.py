@@ -4,6 +4,8 @@ FLOPs are counted by ``torch.utils.flop_counter``, which counts one multiply-add
 FLOPs and counts only matrix multiplications and convolutions (not ReLU, pooling or
 BatchNorm). Papers often quote multiply-adds and call them FLOPs: check before comparing.
 """
+import os
+
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
@@ -96,7 +98,8 @@ def train_step_memory(model_code, input_shape, repeats=3):
     resident memory is reset just before the passes; elsewhere it is the lifetime peak.
 
     ``model_code`` is a Python expression that builds the model, with everything in
-    ``deepres.models`` in scope, e.g. ``"densenet_bc_cifar(40)"``. Returns
+    ``deepres.models`` in scope, e.g. ``"densenet_bc_cifar(40)"``, or a model itself
+    (saved to a temporary file that the fresh process loads). Returns
     ``dict(peak_mb, step_mb, seconds)``: the process's peak resident memory, the part of
     it added by the passes, and the median time of one pass (the first pass is slower:
     to compare times, prefer :func:`step_seconds`, which measures in one process).
@@ -104,7 +107,16 @@ def train_step_memory(model_code, input_shape, repeats=3):
     import json
     import subprocess
     import sys
+    import tempfile
 
+    if isinstance(model_code, nn.Module):
+        with tempfile.NamedTemporaryFile(suffix=".pt", delete=False) as f:
+            torch.save(model_code, f)
+        try:
+            return train_step_memory(f"torch.load({f.name!r}, weights_only=False)",
+                                     input_shape, repeats)
+        finally:
+            os.unlink(f.name)
     script = f"""
 import json, re, resource, sys, time, torch
 from deepres.models import *

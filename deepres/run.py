@@ -42,8 +42,8 @@ def start_distributed():
 def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m deepres.run", description=__doc__.splitlines()[0])
-    parser.add_argument("--chapter", type=int, required=True, choices=range(1, 7),
-                        help="the chapter whose runs to train (1 to 6)")
+    parser.add_argument("--chapter", type=int, required=True, choices=range(1, 8),
+                        help="the chapter whose runs to train (1 to 7)")
     parser.add_argument("--budget", choices=list(PROFILES), default=None,
                         help="default: $DEEPRES_BUDGET, else gpu on CUDA, laptop elsewhere")
     args = parser.parse_args(argv)
