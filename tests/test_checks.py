@@ -383,6 +383,115 @@ def test_transition_channels_rejects(wrong, message):
     rejects(densenet.transition_channels, wrong, message)
 
 
+# --- chapter 7: paths, lesions, directions ------------------------------------------
+
+import copy  # noqa: E402
+
+import torch  # noqa: E402
+
+from deepres.checks import practice, why  # noqa: E402
+from deepres.landscape import filter_normalized_direction  # noqa: E402
+from deepres.lesion import delete_blocks, path_length_counts  # noqa: E402
+from deepres.transfer import count_trainable, new_head  # noqa: E402
+
+
+def test_path_counts_accepts_the_answer():
+    assert why.path_counts(path_length_counts)
+
+
+@pytest.mark.parametrize("wrong, message", [
+    (lambda n: [math.comb(n, k) for k in range(n)], "one for each k from 0"),
+    (lambda n: [math.comb(n, k) / 2 ** n for k in range(n + 1)], "shares of the paths"),
+    (lambda n: [1] * (n + 1), "add up to"),
+    (lambda n: 2 ** n, "expected a list"),
+    (lambda n: [k for k in range(n + 1)], "add up to"),
+])
+def test_path_counts_rejects(wrong, message):
+    rejects(why.path_counts, wrong, message)
+
+
+def _in_place(model, indices):
+    for i in indices:
+        model.blocks[i] = nn.Identity()
+    return model
+
+
+def _shifted(model, indices):
+    model = copy.deepcopy(model)
+    for i in indices:
+        if i + 1 < len(model.blocks):
+            model.blocks[i + 1] = nn.Identity()
+    return model
+
+
+def _first_only(model, indices):
+    return delete_blocks(model, indices[:1])
+
+
+def test_remove_blocks_accepts_the_answer():
+    assert why.remove_blocks(delete_blocks)
+
+
+@pytest.mark.parametrize("wrong, message", [
+    (_in_place, "changed the model it was given"),
+    (lambda model, indices: model, "returned the model it was given"),
+    (_shifted, "indices count from 0"),
+    (_first_only, "computes something else"),
+    (lambda model, indices: copy.deepcopy(model).blocks, "expected a copy of the whole model"),
+    (lambda model, indices: None, "returned NoneType"),
+])
+def test_remove_blocks_rejects(wrong, message):
+    rejects(why.remove_blocks, wrong, message)
+
+
+def _whole_tensor_norm(model, generator):
+    out = {}
+    for name, p in model.named_parameters():
+        d = torch.randn(p.shape, generator=generator)
+        out[name] = torch.zeros_like(p) if p.dim() == 1 else d * p.norm() / d.norm()
+    return out
+
+
+def _bn_perturbed(model, generator):
+    out = filter_normalized_direction(model, generator)
+    return {name: d + 1 if d.dim() == 1 else d for name, d in out.items()}
+
+
+def _weights_themselves(model, generator):
+    return {name: (p.detach().clone() if p.dim() > 1 else torch.zeros_like(p))
+            for name, p in model.named_parameters()}
+
+
+def _raw_noise(model, generator):
+    return {name: (torch.randn(p.shape, generator=generator) if p.dim() > 1
+                   else torch.zeros_like(p)) for name, p in model.named_parameters()}
+
+
+def _perturbs_model(model, generator):
+    out = filter_normalized_direction(model, generator)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            p.add_(out[name])
+    return out
+
+
+def test_random_direction_accepts_the_answer():
+    assert why.random_direction(filter_normalized_direction)
+
+
+@pytest.mark.parametrize("wrong, message", [
+    (_whole_tensor_norm, "filter by filter"),
+    (_bn_perturbed, "leave one-dimensional parameters"),
+    (_weights_themselves, "points along the weights themselves"),
+    (_raw_noise, "are not those of the weight's filters"),
+    (_perturbs_model, "changed the model's weights"),
+    (lambda model, generator: list(model.parameters()), "expected a dict"),
+    (lambda model, generator: {}, "has no tensor for"),
+])
+def test_random_direction_rejects(wrong, message):
+    rejects(why.random_direction, wrong, message)
+
+
 # --- what every checker must survive ----------------------------------------------
 
 ALL_CHECKERS = [check.stack_params, check.make_features, check.conv_flops,
@@ -390,7 +499,9 @@ ALL_CHECKERS = [check.stack_params, check.make_features, check.conv_flops,
                 residual.option_a, residual.resnet_params, bottleneck.bottleneck_block,
                 bottleneck.bottleneck_params, resnext.grouped_conv,
                 resnext.width_for_cardinality, densenet.dense_layer, densenet.dense_block,
-                densenet.transition_channels, residual.preact_block, densenet.transition_layer]
+                densenet.transition_channels, residual.preact_block, densenet.transition_layer,
+                why.path_counts, why.remove_blocks, why.random_direction,
+                practice.param_counts, practice.replace_head, practice.freeze_up_to]
 
 
 @pytest.mark.parametrize("checker", ALL_CHECKERS, ids=lambda c: f"{c.__module__}.{c.__name__}")
@@ -713,3 +824,81 @@ def test_the_experiment_check_judges_the_outcome_when_the_budget_can_tell(experi
             PreActBlock, "not clearly below plain-56's")
     better = with_error(runs["preact"], 0.12)
     assert residual.block_in_experiment(lambda: better, plain_run, long, PreActBlock)
+
+
+# --- chapter 8: counting, heads, freezing ---------------------------------------------
+
+
+def test_param_counts_accepts_the_answer():
+    assert practice.param_counts(count_trainable)
+
+
+@pytest.mark.parametrize("wrong, message", [
+    (lambda m: tuple(reversed(count_trainable(m))), "in that order"),
+    (lambda m: (count_trainable(m)[0], count_trainable(m)[0]), "count only parameters"),
+    (lambda m: (len(list(m.parameters())), 0), "count their elements"),
+    (lambda m: count_trainable(m)[0], "expected a pair"),
+])
+def test_param_counts_rejects(wrong, message):
+    rejects(practice.param_counts, wrong, message)
+
+
+def _head_512(model, n):
+    model.fc = nn.Linear(512, n)
+    return model
+
+
+def _head_no_return(model, n):
+    model.fc = nn.Linear(model.fc.in_features, n)
+
+
+def _head_reinit_all(model, n):
+    for m in model.modules():
+        if hasattr(m, "reset_parameters"):
+            m.reset_parameters()
+    return new_head(model, n)
+
+
+def test_replace_head_accepts_the_answer():
+    assert practice.replace_head(new_head)
+
+
+@pytest.mark.parametrize("wrong, message", [
+    (_head_512, "takes 512 inputs"),
+    (_head_no_return, "returned NoneType"),
+    (lambda m, n: new_head(m, n + 1), "outputs; expected"),
+    (_head_reinit_all, "changed weights other than the head's"),
+    (lambda m, n: nn.Linear(m.fc.in_features, n), "fc is NoneType"),
+])
+def test_replace_head_rejects(wrong, message):
+    rejects(practice.replace_head, wrong, message)
+
+
+def _freeze(model, up_to, stem=True, include_last=True, head=False):
+    last = int(up_to[-1]) + (0 if include_last else -1)
+    frozen = (["conv1", "bn1"] if stem else []) + [f"layer{i}" for i in range(1, last + 1)]
+    frozen += ["fc"] if head else []
+    for name, p in model.named_parameters():
+        p.requires_grad_(name.split(".")[0] not in frozen)
+    return model
+
+
+def test_freeze_up_to_accepts_the_answer():
+    assert practice.freeze_up_to(_freeze)
+
+
+def test_freeze_up_to_accepts_changing_the_model_in_place_without_a_return():
+    def in_place(model, up_to):
+        _freeze(model, up_to)
+    assert practice.freeze_up_to(in_place)
+
+
+@pytest.mark.parametrize("wrong, message", [
+    (lambda m, u: _freeze(m, u, stem=False), "conv1, bn1 still train"),
+    (lambda m, u: _freeze(m, u, include_last=False), "still train"),
+    (lambda m, u: _freeze(m, u, head=True), "fc is frozen too"),
+    (lambda m, u: m.eval(), "still train"),
+    (lambda m, u: _freeze(m, "layer4"), "frozen too"),
+])
+def test_freeze_up_to_rejects(wrong, message):
+    rejects(practice.freeze_up_to, wrong, message)
