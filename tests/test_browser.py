@@ -36,7 +36,7 @@ TEX = re.compile(r"\\\(|\\\[|\$\$|\\frac|\\mathcal|\\partial|\\left|\\cdot|\\sum
 SEARCH_WORDS = {"intro": "budgets", "01_vgg": "receptive", "02_degradation": "degradation",
                 "03_residual": "shortcut", "04_bottleneck": "bottleneck",
                 "05_resnext": "cardinality", "06_densenet": "concatenate",
-                "07_why": "lesion",
+                "07_why": "lesion", "08_practice": "backbones",
                 "performance": "throughput"}
 
 

@@ -127,3 +127,28 @@ def test_the_four_variants_train_what_they_say():
     assert not torch.equal(scratch.conv.weight, pretrained.conv.weight)
     reprs = {repr(make()) for make in variants.values()}   # the run cache tells them apart
     assert len(reprs) == 3  # scratch and fine-tune all differ in their initial weights
+
+
+def test_the_gpu_path_imagenet_to_cifar_runs_on_a_cpu(tmp_path, monkeypatch, capsys):
+    """Chapter 8's GPU cell, on a tiny CIFAR-10 in the layout torchvision writes, with no
+    weights on the machine and downloading off: it says so and trains both variants."""
+    import sys
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
+    from helpers import write_cifar_fixture
+
+    from deepres.budget import get_budget
+    from deepres.transfer import imagenet_to_cifar
+
+    write_cifar_fixture(tmp_path / "cifar-10-batches-py", per_batch=20)
+    monkeypatch.setenv("DEEPRES_DATA", str(tmp_path))
+    monkeypatch.setenv("DEEPRES_CACHE", str(tmp_path / "runs"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    budget = get_budget("smoke", verbose=False, steps=8, batch_size=4)
+    runs, loaded = imagenet_to_cifar(budget, "cpu", download=False, per_class=1, size=48)
+    assert not loaded and "no pretrained weights" in capsys.readouterr().out
+    assert set(runs) == {"linear probe", "fine-tune all"}
+    for run in runs.values():
+        assert run.history["step"][-1] == 2 and 0 <= run.test_error <= 1  # 8 // 4 steps
+    probe = runs["linear probe"].model
+    assert {n for n, p in probe.named_parameters() if p.requires_grad} == {"1.fc.weight",
+                                                                           "1.fc.bias"}

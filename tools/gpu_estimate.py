@@ -27,10 +27,11 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from deepres.budget import PROFILES  # noqa: E402
-from deepres.experiments import (bottleneck_networks, densenet_networks,  # noqa: E402
+from deepres.experiments import (RACE_SEEDS, bottleneck_networks,  # noqa: E402
+                                 densenet_networks, race_budget, race_networks,
                                  resnext_networks, vgg_networks)
 from deepres.measure import count_flops  # noqa: E402
-from deepres.models import plain, resnet_cifar  # noqa: E402
+from deepres.models import PreActBlock, plain, resnet_cifar  # noqa: E402
 from deepres.training import TRAIN_EVAL_SIZE, n_evaluations  # noqa: E402
 
 
@@ -38,15 +39,24 @@ CIFAR10 = SimpleNamespace(shape=(3, 32, 32), classes=tuple(range(10)))  # what t
 
 
 def chapter_networks(b):
-    """Each chapter's networks for budget ``b``, as the chapters build them (CIFAR-10)."""
+    """Each chapter's networks for budget ``b``, as the chapters build them (CIFAR-10),
+    with the budget each trains under (the budget's own, or the race's) and how many
+    seeds (chapter 7: its pre-activation networks and its race; the ResNet-56 and
+    plain-56 it studies are chapter 3's)."""
     cifar = [(build, depth) for build in (plain, resnet_cifar) for depth in (20, 56)]
+    race, seeds = race_budget(b), len(b.seeds)
     return {
-        "1 VGG": [make() for make in vgg_networks(b, CIFAR10).values()],
-        "2 degradation": [plain(d, widths=b.resnet_widths) for d in (20, 56)],
-        "3 residual": [build(d, widths=b.resnet_widths) for build, d in cifar],
-        "4 bottleneck": [make() for make in bottleneck_networks(b, CIFAR10).values()],
-        "5 ResNeXt": [make() for make in resnext_networks(b, CIFAR10).values()],
-        "6 DenseNet": [make() for make in densenet_networks(b, CIFAR10).values()],
+        "1 VGG": [(make(), b, seeds) for make in vgg_networks(b, CIFAR10).values()],
+        "2 degradation": [(plain(d, widths=b.resnet_widths), b, seeds) for d in (20, 56)],
+        "3 residual": [(build(d, widths=b.resnet_widths), b, seeds) for build, d in cifar],
+        "4 bottleneck": [(make(), b, seeds)
+                         for make in bottleneck_networks(b, CIFAR10).values()],
+        "5 ResNeXt": [(make(), b, seeds) for make in resnext_networks(b, CIFAR10).values()],
+        "6 DenseNet": [(make(), b, seeds) for make in densenet_networks(b, CIFAR10).values()],
+        "7 why": [(resnet_cifar(56, widths=b.resnet_widths, block=PreActBlock,
+                                final_norm=True), b, seeds)]
+                 + [(make(), race, len(RACE_SEEDS))
+                    for make in race_networks(b, CIFAR10).values()],
     }
 
 
@@ -90,10 +100,10 @@ def estimates(tflops=None, budget="gpu"):
     rows = {}
     for chapter, networks in chapter_networks(b).items():
         flops = 0.0
-        for model in networks:
+        for model, run, seeds in networks:
             forward = count_flops(model, x)
-            flops += len(b.seeds) * forward * (3 * b.batch_size * b.steps
-                                               + n_evaluations(b.steps, b.eval_every) * eval_images)
+            flops += seeds * forward * (3 * run.batch_size * run.steps
+                                        + n_evaluations(run.steps, run.eval_every) * eval_images)
         rows[chapter] = (flops / 1e15, flops / (tflops * 1e12) / 60)
     return rows
 
