@@ -153,7 +153,12 @@ _, peak = memory()
 print(json.dumps(dict(peak_mb=peak / 2**20, step_mb=(peak - before) / 2**20,
                       seconds=sorted(times)[len(times) // 2])))
 """
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    try:  # a few seconds on a laptop; ten minutes means the process hangs
+        result = subprocess.run([sys.executable, "-c", script], capture_output=True,
+                                text=True, stdin=subprocess.DEVNULL, timeout=600)
+    except subprocess.TimeoutExpired as e:
+        raise RuntimeError(f"the measurement process did not finish in {e.timeout:.0f} s; "
+                           f"what it printed:\n{(e.stderr or '')[-2000:]}") from None
     if result.returncode != 0:
         raise RuntimeError(f"the measurement process failed:\n{result.stderr[-2000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])

@@ -1,7 +1,8 @@
-"""Train a chapter's runs outside the notebook, into the run cache the book reads.
+"""Train chapters' runs outside the notebooks, into the run cache the book reads.
 
     python -m deepres.run --chapter 2 --budget paper            # one GPU (or the CPU)
     torchrun --nproc_per_node=4 -m deepres.run --chapter 2 --budget paper   # 4 GPUs
+    python -m deepres.run --chapter 1 2 3 4 5 6 7 --jobs auto   # every core of a CPU
 
 Each run is trained with ``deepres.train``, exactly as the page trains it, so the page
 then loads it from the cache instead of training. Under ``torchrun`` (one process per
@@ -12,17 +13,33 @@ batch size, to within float rounding (BatchNorm is synchronised across the proce
 on GPUs). Process 0 writes the cache. Point ``DEEPRES_CACHE`` at a folder that every
 machine sees, and at the book's ``_build/runcache`` (the default when run from the
 book's folder) to build the book from it.
+
+On a CPU, small networks use two cores poorly (measured here: a laptop-size ResNet-56
+step took 1.5x as long on one thread as on two), so ``--jobs N`` trains whole runs side
+by side instead: N processes of one thread each, the longest runs first. A run's numbers
+depend on the thread count (the sums are split differently), not on the number of
+processes: with one thread per run they are the same on any number of cores. Building
+the book does this first (``_ext/prefill.py``), with ``--jobs auto``: one process per core.
 """
 import argparse
+import contextlib
+import io
+import json
 import os
+import subprocess
 import sys
+import tempfile
+import time
 
 import torch
 import torch.distributed as dist
 
+from . import training
 from .budget import PROFILES, get_budget, pick_device
 from .experiments import chapter_runs
 from .training import cache_dir, duration
+
+CHAPTERS = range(1, 8)  # the chapters that train
 
 
 def start_distributed():
@@ -39,32 +56,139 @@ def start_distributed():
     return torch.device("cpu")
 
 
+def cores():
+    """The CPU cores this process may use."""
+    if hasattr(os, "sched_getaffinity"):   # Linux: what the process is allowed
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def plan(chapters, budget, device):
+    """The runs of these chapters that are not in the cache: {cache key: estimated
+    seconds}. Nothing is trained."""
+    todo = {}
+
+    def note(key, estimate):
+        if key not in todo:          # chapters share runs: each is planned once
+            todo[key] = estimate()
+        return False
+
+    training.claim = note
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):   # the cached runs' summaries
+            for chapter in chapters:
+                chapter_runs(chapter, budget, device)
+    finally:
+        training.claim = None
+    return todo
+
+
+def share_out(todo, jobs):
+    """Longest runs first, each to the process with the least work so far: a list of
+    ``jobs`` lists of cache keys."""
+    shares, load = [[] for _ in range(jobs)], [0.0] * jobs
+    for key in sorted(todo, key=todo.get, reverse=True):
+        i = load.index(min(load))
+        shares[i].append(key)
+        load[i] += todo[key]
+    return shares
+
+
+def train_in_processes(chapters, budget, jobs):
+    """Train the chapters' runs that are not cached in ``jobs`` processes of one thread
+    each; returns how many runs were trained. The processes' output goes to
+    ``prefill-N.log`` in the cache folder; this process reports progress."""
+    folder = cache_dir()
+    todo = plan(chapters, budget, torch.device("cpu"))
+    if not todo:
+        print(f"chapters {' '.join(map(str, chapters))}: every run is in {folder}")
+        return 0
+    jobs = min(jobs, len(todo))
+    print(f"chapters {' '.join(map(str, chapters))}: {len(todo)} runs to train into "
+          f"{folder}, in {jobs} process(es) of one thread each (about "
+          f"{duration(sum(todo.values()) / jobs)} by the estimates)", flush=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, DEEPRES_CACHE=str(folder.resolve()))
+    start, workers = time.time(), []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, keys in enumerate(share_out(todo, jobs)):
+            keys_file = os.path.join(tmp, f"keys-{i}.json")
+            with open(keys_file, "w") as f:
+                json.dump(keys, f)
+            log = open(folder / f"prefill-{i + 1}.log", "w")
+            command = [sys.executable, "-m", "deepres.run", "--budget", budget.name,
+                       "--chapter", *map(str, chapters), "--worker", keys_file]
+            workers.append((subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                             stdin=subprocess.DEVNULL, env=env), log))
+        done = 0
+        while any(w.poll() is None for w, _ in workers):
+            time.sleep(2)
+            now = sum((folder / f"{key}.pt").is_file() for key in todo)
+            if now != done:
+                done = now
+                print(f"  {done} of {len(todo)} runs trained "
+                      f"({duration(time.time() - start)})", flush=True)
+    for _, log in workers:
+        log.close()
+    failed = [i + 1 for i, (w, _) in enumerate(workers) if w.returncode]
+    if failed:
+        logs = ", ".join(str(folder / f"prefill-{i}.log") for i in failed)
+        raise RuntimeError(f"training process(es) {failed} failed: see {logs}")
+    print(f"chapters {' '.join(map(str, chapters))}: {len(todo)} runs trained in "
+          f"{duration(time.time() - start)} by {jobs} process(es)", flush=True)
+    return len(todo)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m deepres.run", description=__doc__.splitlines()[0])
-    parser.add_argument("--chapter", type=int, required=True, choices=range(1, 8),
-                        help="the chapter whose runs to train (1 to 7)")
+    parser.add_argument("--chapter", type=int, nargs="+", required=True, choices=CHAPTERS,
+                        metavar="N", help="the chapter(s) whose runs to train (1 to 7)")
     parser.add_argument("--budget", choices=list(PROFILES), default=None,
                         help="default: $DEEPRES_BUDGET, else gpu on CUDA, laptop elsewhere")
+    parser.add_argument("--jobs", default=None,
+                        help="on a CPU: train the runs in this many processes of one thread "
+                             "each ('auto': one per core). Default: in this process")
+    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)  # used by --jobs
     args = parser.parse_args(argv)
+    if args.jobs is not None and args.jobs != "auto" and not args.jobs.isdigit() \
+            or args.jobs == "0":
+        parser.error(f"--jobs must be a number of processes or 'auto', not {args.jobs!r}")
     device = start_distributed()
     rank = dist.get_rank() if dist.is_initialized() else 0
     torch.manual_seed(0)
     torch.set_flush_denormal(True)
-    budget = get_budget(args.budget, device=device, verbose=rank == 0)
-    if rank == 0:
-        world = dist.get_world_size() if dist.is_initialized() else 1
-        print(f"chapter {args.chapter}: training into {cache_dir()} on {world} "
-              f"process(es)", flush=True)
+    quiet = rank != 0 or args.worker is not None
+    budget = get_budget(args.budget, device=device, verbose=not quiet)
+    if args.worker is not None:      # one of --jobs' processes: train the runs it was given
+        torch.set_num_threads(1)
+        with open(args.worker) as f:
+            mine = set(json.load(f))
+        training.claim = lambda key, estimate: key in mine
+        for chapter in args.chapter:
+            chapter_runs(chapter, budget, device)
+        return {}
+    if args.jobs is not None and device.type == "cpu" and not dist.is_initialized():
+        jobs = cores() if args.jobs == "auto" else int(args.jobs)
+        train_in_processes(args.chapter, budget, jobs)
+    elif args.jobs is not None and rank == 0:
+        print(f"--jobs is for CPUs: training on {device} in this process", flush=True)
+    runs = {}
     try:
-        runs = chapter_runs(args.chapter, budget, device)
+        for chapter in args.chapter:
+            if rank == 0:
+                world = dist.get_world_size() if dist.is_initialized() else 1
+                print(f"chapter {chapter}: training into {cache_dir()} on {world} "
+                      f"process(es)", flush=True)
+            runs[chapter] = chapter_runs(chapter, budget, device)
+            if rank == 0:
+                trained = [r for r in runs[chapter].values() if not r.cached]
+                print(f"chapter {chapter}: {len(runs[chapter])} runs in the cache, "
+                      f"{len(trained)} trained now in "
+                      f"{duration(sum(r.seconds for r in trained))}", flush=True)
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
-    if rank == 0:
-        trained = [r for r in runs.values() if not r.cached]
-        print(f"chapter {args.chapter}: {len(runs)} runs in the cache, {len(trained)} "
-              f"trained now in {duration(sum(r.seconds for r in trained))}")
     return runs
 
 

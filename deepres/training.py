@@ -24,6 +24,9 @@ is the single-process run with the same batch size, to within float rounding.
 BatchNorm is synchronised across processes on GPUs (``SyncBatchNorm``); on CPUs PyTorch
 cannot synchronise it, so a distributed CPU run refuses a model with BatchNorm. Process
 0 writes the cache; the others wait for it.
+
+``python -m deepres.run --jobs N`` shares a chapter's runs out between N processes of
+one thread each instead (see ``deepres.run``): it sets :data:`claim`.
 """
 import copy
 import hashlib
@@ -46,6 +49,12 @@ from .data import batches
 CACHE_ENV = "DEEPRES_CACHE"
 TRAIN_EVAL_SIZE = 5000  # training images evaluated (in eval mode) at each evaluation
 CHECKPOINT_SECONDS = 60  # a running run saves its state at least this often
+
+# Set by ``deepres.run`` to share runs out between processes: ``claim(key, estimate)``
+# is asked about each run that is not in the cache (``key``: its cache key; ``estimate()``
+# gives its estimated seconds) and says whether this process trains it. ``train``
+# returns None for a run it does not claim. None: every run is trained.
+claim = None
 
 
 @dataclass
@@ -260,6 +269,10 @@ def train(make_model, data, *, steps, batch_size=128, lr=0.1, momentum=0.9,
         if rank == 0:
             print(_summary(run))
         return run
+    if claim is not None and not claim(key, lambda: estimate_seconds(
+            model, data, steps=steps, batch_size=batch_size, eval_every=eval_every,
+            device=device)):
+        return None
 
     model.to(device)
     if _channels_last(device):

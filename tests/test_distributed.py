@@ -111,3 +111,46 @@ def test_the_command_line_refuses_an_unknown_chapter_or_budget(cache):
 def test_every_chapter_that_trains_is_known_to_the_command_line():
     with pytest.raises(ValueError, match="1 to 7"):
         chapter_runs(8, get_budget("smoke", verbose=False), "cpu")
+
+
+def test_share_out_gives_the_longest_runs_first_to_the_least_loaded_process():
+    from deepres.run import share_out
+    todo = {"a": 5.0, "b": 4.0, "c": 3.0, "d": 3.0, "e": 1.0}
+    shares = share_out(todo, 2)
+    assert sorted(k for s in shares for k in s) == sorted(todo)   # each run once
+    assert shares == [["a", "d"], ["b", "c", "e"]]                  # loads 8 and 8
+    assert share_out(todo, 1) == [["a", "b", "c", "d", "e"]]
+
+
+def test_jobs_share_the_runs_out_and_give_the_numbers_of_one_process(tmp_path):
+    """Chapters 2 and 3 share 4 of their 8 runs: each is trained once, by one of the
+    processes, and the numbers are those of one process training them all (one thread
+    per run in both cases), as the book's chapters then load them."""
+    out = {}
+    for jobs in ("2", "1"):
+        cache = tmp_path / f"jobs{jobs}"
+        result = subprocess.run(
+            [sys.executable, "-m", "deepres.run", "--chapter", "2", "3", "--budget", "smoke",
+             "--jobs", jobs], capture_output=True, text=True, timeout=600,
+            env=env_with_cache(cache), cwd=ROOT)
+        assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+        assert f"8 runs to train into {cache}, in {jobs} process(es)" in result.stdout
+        assert "chapter 3: 8 runs in the cache, 0 trained now" in result.stdout
+        assert len(list(cache.glob("prefill-*.log"))) == int(jobs)
+        out[jobs] = {p.name: torch.load(p, weights_only=True) for p in cache.glob("*.pt")}
+    assert len(out["2"]) == 8 and out["2"].keys() == out["1"].keys()
+    for name, stored in out["2"].items():
+        assert stored["history"] == out["1"][name]["history"], name
+    again = subprocess.run(
+        [sys.executable, "-m", "deepres.run", "--chapter", "3", "--budget", "smoke",
+         "--jobs", "2"], capture_output=True, text=True, timeout=600,
+        env=env_with_cache(tmp_path / "jobs2"), cwd=ROOT)
+    assert "chapters 3: every run is in" in again.stdout
+
+
+def test_the_command_line_refuses_a_wrong_number_of_jobs(cache):
+    for jobs in ("0", "two", "-1"):
+        result = subprocess.run(
+            [sys.executable, "-m", "deepres.run", "--chapter", "2", "--jobs", jobs],
+            capture_output=True, text=True, env=env_with_cache(cache), cwd=ROOT)
+        assert result.returncode == 2 and "--jobs must be" in result.stderr, jobs
