@@ -11,6 +11,8 @@ check passes, in seconds. The book build (tests/test_book.py) executes every cha
 again with the budget the machine would choose, the numbers the book shows.
 """
 import os
+import re
+import signal
 import subprocess
 import sys
 import time
@@ -22,6 +24,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent
 _STARTED = time.time()
+_BUILD_LOG = []        # the log of the book build of this session, if there was one
+BUILD_TIMEOUT = 3600   # seconds; the cold build takes about a quarter of it here
 collect_ignore_glob = ["chapters/*.ipynb", "_build", ".venv"]
 
 BOOK_BUDGET = os.environ.get("DEEPRES_BUDGET")  # for the book build: the user's choice
@@ -68,17 +72,43 @@ def book(tmp_path_factory):
     env = {k: v for k, v in os.environ.items() if k != "DEEPRES_BUDGET"}
     if BOOK_BUDGET:  # the budget the user chose; else the machine's default
         env["DEEPRES_BUDGET"] = BOOK_BUDGET
-    result = subprocess.run(
-        [str(Path(sys.executable).with_name("jupyter-book")), "build", str(ROOT),
-         "--path-output", str(out), "-W", "-n", "--keep-going"],
-        capture_output=True, text=True, timeout=3600, env=env)
-    log = result.stdout + result.stderr
-    (out / "build.log").write_text(log)
-    return result.returncode, log, out / "_build" / "html"
+    _BUILD_LOG.append(out / "build.log")
+    with open(out / "build.log", "w") as log_file:   # written as it goes: see _build_times
+        process = subprocess.Popen(
+            [str(Path(sys.executable).with_name("jupyter-book")), "build", str(ROOT),
+             "--path-output", str(out), "-W", "-n", "--keep-going"],
+            stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
+            env=env, start_new_session=True)
+        try:
+            process.wait(timeout=BUILD_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)   # the kernels too
+            process.wait()
+            pytest.fail(f"the book build did not finish in {BUILD_TIMEOUT // 60} minutes; "
+                        f"{_build_times(out / 'build.log')}", pytrace=False)
+    log = (out / "build.log").read_text()
+    return process.returncode, log, out / "_build" / "html"
+
+
+def _build_times(path):
+    """One line: how long the build's first step and each chapter took, from its log."""
+    log = path.read_text() if path.exists() else ""
+    said = re.findall(r"runs trained in (.+?) by|every run is in", log)
+    times = re.findall(r"chapters/(\w+)\.md: Executed notebook in ([\d.]+) seconds", log)
+    running = re.findall(r"chapters/(\w+)\.md: Executing notebook", log)
+    line = "runs trained first: " + (said[-1] or "none (all cached)" if said else "not done")
+    line += "; chapters: " + ", ".join(f"{name} {float(t):.0f} s" for name, t in times)
+    if len(running) > len(times):
+        line += f"; still running: {running[-1]}"
+    return line
 
 
 def pytest_terminal_summary(terminalreporter):
-    """Print the browser test's page report (size and load time of every page)."""
+    """Print how long the book build took, and the browser test's page report (size and
+    load time of every page)."""
+    if _BUILD_LOG:
+        terminalreporter.write_sep("-", "book build")
+        terminalreporter.write_line(_build_times(_BUILD_LOG[0]))
     report = ROOT / "_build" / "reports" / "pages.md"
     if report.exists() and report.stat().st_mtime > _STARTED:
         terminalreporter.write_sep("-", "pages of the book in Chromium (tests/test_browser.py)")

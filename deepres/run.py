@@ -102,6 +102,7 @@ def train_in_processes(chapters, budget, jobs):
     todo = plan(chapters, budget, torch.device("cpu"))
     if not todo:
         print(f"chapters {' '.join(map(str, chapters))}: every run is in {folder}")
+        report(folder, chapters, budget, 0, 0, 0.0)
         return 0
     jobs = min(jobs, len(todo))
     print(f"chapters {' '.join(map(str, chapters))}: {len(todo)} runs to train into "
@@ -136,7 +137,16 @@ def train_in_processes(chapters, budget, jobs):
         raise RuntimeError(f"training process(es) {failed} failed: see {logs}")
     print(f"chapters {' '.join(map(str, chapters))}: {len(todo)} runs trained in "
           f"{duration(time.time() - start)} by {jobs} process(es)", flush=True)
+    report(folder, chapters, budget, len(todo), jobs, time.time() - start)
     return len(todo)
+
+
+def report(folder, chapters, budget, runs, jobs, seconds):
+    """What the last ``--jobs`` did, for the book's Performance page: ``prefill.json``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "prefill.json").write_text(json.dumps(dict(
+        chapters=list(chapters), budget=budget.name, runs=runs, jobs=jobs,
+        seconds=seconds)))
 
 
 def main(argv=None):
