@@ -68,10 +68,32 @@ def book(tmp_path_factory):
     if built:                                       # made with --path-output DEEPRES_BUILT_BOOK
         log = (Path(built) / "build.log").read_text() if (Path(built) / "build.log").exists() else ""
         return 0, log, Path(built) / "_build" / "html"
-    out = tmp_path_factory.mktemp("book")
     env = {k: v for k, v in os.environ.items() if k != "DEEPRES_BUDGET"}
     if BOOK_BUDGET:  # the budget the user chose; else the machine's default
         env["DEEPRES_BUDGET"] = BOOK_BUDGET
+    out = tmp_path_factory.mktemp("book")
+    code, log = _build(out, env)
+    if code and _timed_out(log):
+        # A kernel that stops answering (seen here once in ipykernel 6.29, and once in a
+        # chapter that had run in minutes before and after) is not the book's fault: build
+        # once more, with the runs now cached, and say so in the summary.
+        _BUILD_LOG.append(f"the first build stopped at a cell that timed out "
+                          f"({_build_times(out / 'build.log')}); built again")
+        out = tmp_path_factory.mktemp("book")
+        code, log = _build(out, env)
+    return code, log, out / "_build" / "html"
+
+
+def _timed_out(log):
+    """Whether the build stopped at a cell that outlived ``execute.timeout`` (nbclient's
+    CellTimeoutError, in the log or in the traceback file Sphinx saved)."""
+    saved = re.findall(r"(/\S*sphinx-err-\w+\.log)", log)
+    return "CellTimeoutError" in log + "".join(
+        Path(f).read_text(errors="replace") for f in saved if Path(f).is_file())
+
+
+def _build(out, env):
+    """Run ``jupyter-book build`` into ``out``: (exit code, log)."""
     _BUILD_LOG.append(out / "build.log")
     with open(out / "build.log", "w") as log_file:   # written as it goes: see _build_times
         process = subprocess.Popen(
@@ -86,8 +108,7 @@ def book(tmp_path_factory):
             process.wait()
             pytest.fail(f"the book build did not finish in {BUILD_TIMEOUT // 60} minutes; "
                         f"{_build_times(out / 'build.log')}", pytrace=False)
-    log = (out / "build.log").read_text()
-    return process.returncode, log, out / "_build" / "html"
+    return process.returncode, (out / "build.log").read_text()
 
 
 def _build_times(path):
@@ -108,7 +129,8 @@ def pytest_terminal_summary(terminalreporter):
     load time of every page)."""
     if _BUILD_LOG:
         terminalreporter.write_sep("-", "book build")
-        terminalreporter.write_line(_build_times(_BUILD_LOG[0]))
+        for entry in _BUILD_LOG:
+            terminalreporter.write_line(entry if isinstance(entry, str) else _build_times(entry))
     report = ROOT / "_build" / "reports" / "pages.md"
     if report.exists() and report.stat().st_mtime > _STARTED:
         terminalreporter.write_sep("-", "pages of the book in Chromium (tests/test_browser.py)")

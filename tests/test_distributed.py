@@ -154,3 +154,32 @@ def test_the_command_line_refuses_a_wrong_number_of_jobs(cache):
             [sys.executable, "-m", "deepres.run", "--chapter", "2", "--jobs", jobs],
             capture_output=True, text=True, env=env_with_cache(cache), cwd=ROOT)
         assert result.returncode == 2 and "--jobs must be" in result.stderr, jobs
+
+
+def test_the_book_build_trains_first_unless_it_executes_nothing(monkeypatch):
+    import importlib.util
+    from types import SimpleNamespace
+    spec = importlib.util.spec_from_file_location("prefill", ROOT / "_ext" / "prefill.py")
+    prefill = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(prefill)
+    calls, warnings = [], []
+    answer = SimpleNamespace(returncode=0)
+    monkeypatch.setattr(prefill.subprocess, "run", lambda cmd, **kw: calls.append(cmd) or answer)
+    monkeypatch.setattr(prefill.logger, "warning", warnings.append)
+    monkeypatch.delenv("DEEPRES_PREFILL", raising=False)
+
+    def app(mode):
+        return SimpleNamespace(config=SimpleNamespace(nb_execution_mode=mode), srcdir=ROOT)
+
+    prefill.prefill(app("off"))
+    assert calls == []
+    prefill.prefill(app("force"))
+    assert calls[-1][1:] == ["-m", "deepres.run", "--chapter", *map(str, range(1, 8)),
+                             "--jobs", "auto"]
+    assert warnings == []
+    answer.returncode = 1              # it failed: the build says so, and goes on
+    prefill.prefill(app("force"))
+    assert len(calls) == 2 and "failed (exit code 1)" in warnings[0]
+    monkeypatch.setenv("DEEPRES_PREFILL", "0")
+    prefill.prefill(app("force"))
+    assert len(calls) == 2
