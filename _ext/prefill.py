@@ -18,14 +18,16 @@ import sys
 
 from sphinx.util import logging
 
+from deepres.run import CHAPTERS   # the chapters that train
+
 logger = logging.getLogger(__name__)
-CHAPTERS = [str(n) for n in range(1, 8)]
 
 
 def prefill(app):
     if app.config.nb_execution_mode == "off" or os.environ.get("DEEPRES_PREFILL") == "0":
         return
-    command = [sys.executable, "-m", "deepres.run", "--chapter", *CHAPTERS, "--jobs", "auto"]
+    command = [sys.executable, "-m", "deepres.run", "--chapter", *map(str, CHAPTERS),
+               "--jobs", "auto"]
     print("training the chapters' runs first: " + " ".join(command[1:]), flush=True)
     result = subprocess.run(command, cwd=app.srcdir, stdin=subprocess.DEVNULL)
     if result.returncode:

@@ -98,14 +98,14 @@ def train_in_processes(chapters, budget, jobs):
     """Train the chapters' runs that are not cached in ``jobs`` processes of one thread
     each; returns how many runs were trained. The processes' output goes to
     ``prefill-N.log`` in the cache folder; this process reports progress."""
-    folder = cache_dir()
+    folder, names = cache_dir(), " ".join(map(str, chapters))
     todo = plan(chapters, budget, torch.device("cpu"))
     if not todo:
-        print(f"chapters {' '.join(map(str, chapters))}: every run is in {folder}")
+        print(f"chapters {names}: every run is in {folder}")
         report(folder, chapters, budget, 0, 0, 0.0)
         return 0
     jobs = min(jobs, len(todo))
-    print(f"chapters {' '.join(map(str, chapters))}: {len(todo)} runs to train into "
+    print(f"chapters {names}: {len(todo)} runs to train into "
           f"{folder}, in {jobs} process(es) of one thread each (about "
           f"{duration(sum(todo.values()) / jobs)} by the estimates)", flush=True)
     folder.mkdir(parents=True, exist_ok=True)
@@ -135,7 +135,7 @@ def train_in_processes(chapters, budget, jobs):
     if failed:
         logs = ", ".join(str(folder / f"prefill-{i}.log") for i in failed)
         raise RuntimeError(f"training process(es) {failed} failed: see {logs}")
-    print(f"chapters {' '.join(map(str, chapters))}: {len(todo)} runs trained in "
+    print(f"chapters {names}: {len(todo)} runs trained in "
           f"{duration(time.time() - start)} by {jobs} process(es)", flush=True)
     report(folder, chapters, budget, len(todo), jobs, time.time() - start)
     return len(todo)
