@@ -12,7 +12,6 @@ STAMP  := $(VENV)/.installed
 VENDOR_STAMP := vendor/node_modules/.installed
 
 export PATH := $(BIN):$(PATH)
-export DEEPRES_CACHE ?= $(CURDIR)/_build/runcache
 
 .PHONY: book test bench setup data browser learner clean clean-cache
 
@@ -65,8 +64,10 @@ bench: setup data
 learner: setup
 	$(BIN)/python tools/learner.py
 
-clean-cache:
-	rm -rf _build/runcache
+# The run cache is one folder for the whole machine (~/.cache/deepres/runs, or
+# $$DEEPRES_CACHE): every clone and every notebook shares it.
+clean-cache: setup
+	$(BIN)/python -c 'from deepres import clear_cache; from deepres.training import cache_dir; print(clear_cache(), "files removed from", cache_dir())'
 
 clean:
 	rm -rf _build

@@ -18,6 +18,8 @@ from dataclasses import dataclass, replace
 
 import torch
 
+from . import cpu
+
 ENV_VAR = "DEEPRES_BUDGET"
 
 
@@ -105,5 +107,6 @@ def setup(budget=None, verbose=True):
     named, else ``$DEEPRES_BUDGET``, else the device's default)."""
     torch.manual_seed(0)
     torch.set_flush_denormal(True)  # denormals made deep nets up to 3x slower on CPU
+    cpu.check()                     # the kernels' instruction set, pinned (deepres/cpu.py)
     device = pick_device(verbose)
     return device, get_budget(budget, device=device, verbose=verbose)

@@ -44,6 +44,7 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
+from .cpu import kernels
 from .data import batches
 
 CACHE_ENV = "DEEPRES_CACHE"
@@ -90,19 +91,19 @@ class Run:
 
 
 def cache_dir():
-    """``$DEEPRES_CACHE``, else ``_build/runcache`` of the book being built, else ~/.cache."""
+    """``$DEEPRES_CACHE``, else one folder for the whole machine:
+    ``$XDG_CACHE_HOME/deepres/runs`` (``~/.cache/deepres/runs``). Every clone of the book,
+    its tests and a learner's notebooks share it: a run is keyed by everything that
+    decides it, so a run found there is the run that would be trained."""
     if os.environ.get(CACHE_ENV):
         return Path(os.environ[CACHE_ENV])
-    here = Path.cwd().resolve()
-    for folder in (here, *here.parents):
-        if (folder / "_config.yml").is_file() and (folder / "_toc.yml").is_file():
-            return folder / "_build" / "runcache"
-    return Path.home() / ".cache" / "deepres" / "runs"
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "deepres" / "runs"
 
 
 def clear_cache():
     """Delete every cached run (and checkpoint); returns how many files were deleted."""
-    files = list(cache_dir().glob("*.pt"))
+    files = [*cache_dir().glob("*.pt"), *cache_dir().glob("*.tmp")]
     for f in files:
         f.unlink()
     return len(files)
@@ -255,12 +256,14 @@ def train(make_model, data, *, steps, batch_size=128, lr=0.1, momentum=0.9,
     config = dict(steps=steps, batch_size=batch_size, lr=lr, momentum=momentum,
                   weight_decay=weight_decay, warmup=warmup, eval_every=eval_every,
                   seed=seed, device=device.type, data=data.spec, torch=torch.__version__)
+    if device.type == "cpu":   # the kernels' instruction sets decide the last bits
+        config["cpu_kernels"] = kernels()
     key = hashlib.sha256(json.dumps(
         [config, _model_fingerprint(model), _library_hash()], sort_keys=True
     ).encode()).hexdigest()[:20]
     path = cache_dir() / f"{key}.pt"
-    if use_cache and path.is_file():
-        stored = torch.load(path, weights_only=True)
+    stored = _load(path, name) if use_cache else None
+    if stored is not None:
         model.load_state_dict(stored["state_dict"])
         run = Run(name, model.to(device), stored["history"], stored["seconds"],
                   stored["device"], cached=True, config=config,
@@ -288,8 +291,8 @@ def train(make_model, data, *, steps, batch_size=128, lr=0.1, momentum=0.9,
                                 eval_every=eval_every, device=device)
     checkpoint = path.with_name(f"{key}.checkpoint.pt")
     done, seconds_before = 0, 0.0
-    if use_cache and checkpoint.is_file():
-        state = torch.load(checkpoint, weights_only=True)
+    state = _load(checkpoint, name) if use_cache else None
+    if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         scaler.load_state_dict(state["scaler"])
@@ -342,8 +345,7 @@ def train(make_model, data, *, steps, batch_size=128, lr=0.1, momentum=0.9,
         if device.type == "cuda":
             state["cuda_rng"] = torch.cuda.get_rng_state(device)
         checkpoint.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(state, checkpoint.with_suffix(".tmp"))
-        checkpoint.with_suffix(".tmp").replace(checkpoint)  # never half a checkpoint
+        _save(state, checkpoint)
 
     start = last_saved = time.perf_counter()
     bar = tqdm(batches(data, batch_size, steps, seed, start=done), total=steps,
@@ -392,10 +394,9 @@ def train(make_model, data, *, steps, batch_size=128, lr=0.1, momentum=0.9,
     if use_cache and rank == 0:
         path.parent.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-        torch.save({"history": history, "state_dict": state, "seconds": seconds,
-                    "device": device.type, "estimate": estimate,
-                    "eval_seconds": eval_seconds}, path.with_suffix(".tmp"))
-        path.with_suffix(".tmp").replace(path)
+        _save({"history": history, "state_dict": state, "seconds": seconds,
+               "device": device.type, "estimate": estimate,
+               "eval_seconds": eval_seconds}, path)
         checkpoint.unlink(missing_ok=True)
     if world > 1:
         dist.barrier()   # the others return once process 0 has written the cache
@@ -403,6 +404,29 @@ def train(make_model, data, *, steps, batch_size=128, lr=0.1, momentum=0.9,
               estimate=estimate, eval_seconds=eval_seconds)
     _say(rank, _summary(run))
     return run
+
+
+def _load(path, name):
+    """A cache entry or checkpoint, or None if there is none. One that cannot be read (a
+    copy cut short, a file of another version) is reported and removed, and the run is
+    trained again."""
+    if not path.is_file():
+        return None
+    try:
+        return torch.load(path, weights_only=True, map_location="cpu")
+    except Exception as error:   # torch raises many kinds for a damaged file
+        print(f"{name}: the cached file {path} could not be read ({type(error).__name__}: "
+              f"{str(error)[:200]}); removing it and training again", flush=True)
+        path.unlink(missing_ok=True)
+        return None
+
+
+def _save(state, path):
+    """Write ``state`` to ``path`` whole or not at all: into a file of this process's
+    own, then renamed (two processes writing one entry each leave a complete file)."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
 
 
 def _process():

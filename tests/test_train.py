@@ -111,13 +111,58 @@ def test_learning_rate_schedule_follows_he_et_al():
     assert learning_rate(10, steps, 0.1, warmup=400) == pytest.approx(0.01)
 
 
-def test_cache_dir_finds_the_book(tmp_path, monkeypatch):
+def test_the_cache_is_one_folder_for_the_whole_machine(tmp_path, monkeypatch):
+    """Every clone of the book and every notebook share the runs they trained."""
     monkeypatch.delenv(train_module.CACHE_ENV, raising=False)
-    (tmp_path / "_config.yml").write_text("title: x\n")
-    (tmp_path / "_toc.yml").write_text("root: x\n")
-    (tmp_path / "chapters").mkdir()
-    monkeypatch.chdir(tmp_path / "chapters")
-    assert cache_dir() == tmp_path / "_build" / "runcache"
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "book" / "chapters").mkdir(parents=True)
+    (tmp_path / "book" / "_config.yml").write_text("title: x\n")
+    monkeypatch.chdir(tmp_path / "book" / "chapters")
+    assert cache_dir() == tmp_path / ".cache" / "deepres" / "runs"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_dir() == tmp_path / "xdg" / "deepres" / "runs"
+    monkeypatch.setenv(train_module.CACHE_ENV, str(tmp_path / "mine"))
+    assert cache_dir() == tmp_path / "mine"
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty", "not a checkpoint"])
+def test_an_unreadable_cache_entry_is_trained_again_with_a_message(cache, capsys, damage):
+    data = synthetic_data()
+    fresh = fit(data, use_cache=True)
+    [entry] = cache.glob("*.pt")
+    content = entry.read_bytes()
+    entry.write_bytes({"truncated": content[:len(content) // 2], "empty": b"",
+                       "not a checkpoint": b"hello"}[damage])
+    capsys.readouterr()
+    again = fit(data, use_cache=True)
+    said = capsys.readouterr().out
+    assert "could not be read" in said and "training again" in said
+    assert not again.cached and again.history == fresh.history
+    assert fit(data, use_cache=True).cached   # written whole this time
+
+
+def test_an_unreadable_checkpoint_is_removed_and_the_run_starts_again(cache, capsys):
+    data = synthetic_data()
+    whole = fit(data)
+    key_file = fit(data, use_cache=True)
+    [entry] = cache.glob("*.pt")
+    checkpoint = entry.with_name(entry.name.replace(".pt", ".checkpoint.pt"))
+    entry.unlink()
+    checkpoint.write_bytes(b"PK\x03\x04 cut short")
+    capsys.readouterr()
+    run = fit(data, use_cache=True)
+    assert "could not be read" in capsys.readouterr().out
+    assert run.history == whole.history == key_file.history
+    assert not checkpoint.exists() and not list(cache.glob("*.tmp"))
+
+
+def test_cpu_runs_are_keyed_by_the_kernels_that_ran_them(cache, monkeypatch):
+    data = synthetic_data()
+    fit(data, use_cache=True)
+    assert fit(data, use_cache=True).cached
+    monkeypatch.setattr(train_module, "kernels", lambda: ["AVX512", "ONEDNN_MAX_CPU_ISA="])
+    assert not fit(data, use_cache=True).cached
 
 
 def dropout_model():
