@@ -10,6 +10,8 @@ VENV   := .venv
 BIN    := $(CURDIR)/$(VENV)/bin
 STAMP  := $(VENV)/.installed
 VENDOR_STAMP := vendor/node_modules/.installed
+# apt-get waits (up to 10 minutes) for another apt-get or dpkg to finish, instead of failing
+APT    := apt-get -o DPkg::Lock::Timeout=600
 
 export PATH := $(BIN):$(PATH)
 
@@ -34,7 +36,7 @@ $(STAMP): requirements.txt pyproject.toml
 # from the book's own site (_ext/offline.py copies it into _build/html/_static/lib).
 $(VENDOR_STAMP): vendor/package.json vendor/package-lock.json
 	@if ! command -v npm >/dev/null && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	  apt-get update -qq && apt-get install -y -qq nodejs npm; \
+	  $(APT) update -qq && $(APT) install -y -qq nodejs npm; \
 	fi
 	@command -v npm >/dev/null || { echo "npm is needed for the book's JavaScript: install Node.js"; exit 1; }
 	npm ci --prefix vendor --no-audit --no-fund --loglevel=error
@@ -43,7 +45,7 @@ $(VENDOR_STAMP): vendor/package.json vendor/package-lock.json
 # Chromium for the browser test (tests/test_browser.py): Debian's package.
 browser:
 	@if ! command -v chromium >/dev/null && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	  apt-get update -qq && apt-get install -y -qq chromium; \
+	  $(APT) update -qq && $(APT) install -y -qq chromium; \
 	fi
 	@command -v chromium >/dev/null || echo "warning: no chromium; tests/test_browser.py will fail (apt-get install chromium)"
 
@@ -51,7 +53,7 @@ browser:
 data: setup
 	@if [ ! -d /usr/share/datasets/fashion-mnist ] && [ "$$(id -u)" = 0 ] \
 	    && command -v apt-get >/dev/null; then \
-	  (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist) \
+	  ($(APT) update -qq && $(APT) install -y -qq dataset-fashion-mnist) \
 	    || echo "apt-get could not install dataset-fashion-mnist; trying a download"; \
 	fi
 	$(BIN)/python -c 'from deepres.data import ensure_fashion_mnist; ensure_fashion_mnist()'

@@ -11,8 +11,8 @@ DistributedDataParallel: each process takes its share of every batch of the glob
 size, and the gradients are averaged, so the run is the single-process run of the same
 batch size, to within float rounding (BatchNorm is synchronised across the processes
 on GPUs). Process 0 writes the cache. Point ``DEEPRES_CACHE`` at a folder that every
-machine sees, and at the book's ``_build/runcache`` (the default when run from the
-book's folder) to build the book from it.
+machine sees; by default every process of one machine shares ``~/.cache/deepres/runs``,
+so the book build loads what this command trained.
 
 On a CPU, small networks use two cores poorly (measured here: a laptop-size ResNet-56
 step took 1.5x as long on one thread as on two), so ``--jobs N`` trains whole runs side
@@ -83,6 +83,23 @@ def plan(chapters, budget, device):
     return todo
 
 
+def unit_seconds(repeats=9):
+    """The machine's speed, and the unit the build's work is stated in: the median time of
+    one training step (forward and backward, batch 128) of the laptop ResNet-56 on one
+    thread, here and now. ``make bench`` prints the same figure."""
+    from .measure import step_seconds
+    from .models.cifar import resnet_cifar
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        torch.manual_seed(0)
+        model = resnet_cifar(56, widths=PROFILES["laptop"].resnet_widths, in_channels=1)
+        [seconds] = step_seconds([model], torch.randn(128, 1, 14, 14), repeats=repeats)
+    finally:
+        torch.set_num_threads(threads)
+    return seconds
+
+
 def share_out(todo, jobs):
     """Longest runs first, each to the process with the least work so far: a list of
     ``jobs`` lists of cache keys."""
@@ -99,15 +116,23 @@ def train_in_processes(chapters, budget, jobs):
     each; returns how many runs were trained. The processes' output goes to
     ``prefill-N.log`` in the cache folder; this process reports progress."""
     folder, names = cache_dir(), " ".join(map(str, chapters))
-    todo = plan(chapters, budget, torch.device("cpu"))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)      # estimate each run as the processes will train it
+    try:
+        todo = plan(chapters, budget, torch.device("cpu"))
+    finally:
+        torch.set_num_threads(threads)
     if not todo:
         print(f"chapters {names}: every run is in {folder}")
         report(folder, chapters, budget, 0, 0, 0.0)
         return 0
     jobs = min(jobs, len(todo))
-    print(f"chapters {names}: {len(todo)} runs to train into "
-          f"{folder}, in {jobs} process(es) of one thread each (about "
-          f"{duration(sum(todo.values()) / jobs)} by the estimates)", flush=True)
+    unit = unit_seconds()
+    work = sum(todo.values()) / unit
+    print(f"chapters {names}: {len(todo)} runs to train into {folder}: about {work:,.0f} "
+          f"steps' work of the laptop ResNet-56 on one thread (one takes "
+          f"{1000 * unit:.0f} ms here), in {jobs} process(es) of one thread each: about "
+          f"{duration(sum(todo.values()) / jobs)} by the estimates", flush=True)
     folder.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, DEEPRES_CACHE=str(folder.resolve()))
     start, workers = time.time(), []
@@ -137,16 +162,18 @@ def train_in_processes(chapters, budget, jobs):
         raise RuntimeError(f"training process(es) {failed} failed: see {logs}")
     print(f"chapters {names}: {len(todo)} runs trained in "
           f"{duration(time.time() - start)} by {jobs} process(es)", flush=True)
-    report(folder, chapters, budget, len(todo), jobs, time.time() - start)
+    report(folder, chapters, budget, len(todo), jobs, time.time() - start,
+           work=work, unit_ms=1000 * unit)
     return len(todo)
 
 
-def report(folder, chapters, budget, runs, jobs, seconds):
-    """What the last ``--jobs`` did, for the book's Performance page: ``prefill.json``."""
+def report(folder, chapters, budget, runs, jobs, seconds, work=0.0, unit_ms=None):
+    """What the last ``--jobs`` did, for the book's Performance page: ``prefill.json``
+    (``work``: in one-thread steps of the laptop ResNet-56, which took ``unit_ms``)."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "prefill.json").write_text(json.dumps(dict(
         chapters=list(chapters), budget=budget.name, runs=runs, jobs=jobs,
-        seconds=seconds)))
+        seconds=seconds, work=work, unit_ms=unit_ms)))
 
 
 def main(argv=None):

@@ -1,6 +1,9 @@
 """Small fixtures shared by the tests."""
 import gzip
+import os
 import pickle
+import shutil
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -133,3 +136,12 @@ class FileServer:
     def __exit__(self, *exc):
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
+
+
+def colab_runtime_available():
+    """Whether tests/test_colab.py can run the learner notebooks in its Colab-like
+    runtime: it serves Debian's Fashion-MNIST and hides it in a mount namespace (root)."""
+    return DEBIAN_FASHION.is_dir() and bool(shutil.which("unshare")) and os.geteuid() == 0

@@ -29,7 +29,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from helpers import FileServer, with_solutions
+from helpers import DEBIAN_FASHION as DEBIAN, FileServer, colab_runtime_available, with_solutions
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
@@ -41,7 +41,6 @@ PYTHON = VENV / "bin" / "python"
 PREINSTALLED = ["torch==2.14.1", "torchvision==0.29.1", "ipywidgets==7.7.1",
                 "ipykernel==7.4.0", "nbclient==0.11.0", "nbformat", "matplotlib==3.11.2",
                 "numpy==2.4.6", "tqdm==4.70.1"]
-DEBIAN = Path("/usr/share/datasets/fashion-mnist")
 REPORT = ROOT / "_build" / "reports" / "colab.json"
 
 # Imports torchvision's FashionMNIST lazily and tells it the MD5 sums of the files that
@@ -68,7 +67,7 @@ sys.meta_path.insert(0, _ExpectServedFiles())
 '''
 
 pytestmark = pytest.mark.skipif(
-    not (DEBIAN.is_dir() and shutil.which("unshare") and os.geteuid() == 0),
+    not colab_runtime_available(),
     reason="needs Debian's dataset-fashion-mnist to serve, and root for a mount namespace")
 
 

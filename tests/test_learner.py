@@ -14,7 +14,7 @@ from nbclient.exceptions import CellTimeoutError
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 import learner  # noqa: E402
-from helpers import solution_cells, with_solutions  # noqa: E402
+from helpers import colab_runtime_available, solution_cells, with_solutions  # noqa: E402
 
 CHAPTERS = learner.chapters()
 IDS = [c.stem for c in CHAPTERS]
@@ -222,7 +222,27 @@ def test_learner_notebook_stops_only_at_unsolved_exercises(md, tmp_path):
         assert "Traceback" not in shown and "deepres" not in shown and ".py" not in shown
 
 
+@pytest.mark.skipif(colab_runtime_available(), reason="tests/test_colab.py runs every "
+                    "learner notebook with the solutions pasted in, in Colab's own runtime")
 @pytest.mark.parametrize("md", CHAPTERS, ids=IDS)
 def test_learner_notebook_with_the_solutions_pasted_in_passes(md, tmp_path):
     notebook = nbformat.reads(md.with_suffix(".ipynb").read_text(), as_version=4)
     assert execute(with_solutions(notebook, md), tmp_path) == []
+
+
+@pytest.mark.parametrize("md", CHAPTERS, ids=IDS)
+def test_the_book_only_cells_define_nothing_the_learner_notebook_needs(md):
+    """The learner notebook is the chapter less its solutions and its book-only cells
+    (test_code_cells_are_the_chapters_minus_solutions). nbval runs the whole chapter; so
+    that its run also stands for the learner notebook's with the solutions pasted in,
+    no book-only cell may define a name that a later cell uses."""
+    cells = jupytext.read(md).cells
+    for i, cell in enumerate(cells):
+        if "book-only" not in cell.metadata.get("tags", []):
+            continue
+        later = "\n".join(c.source for c in cells[i + 1:] if c.cell_type == "code"
+                          and "book-only" not in c.metadata.get("tags", []))
+        defined = re.findall(r"^def (\w+)|^class (\w+)|^(\w+)\s*=[^=]|^import (\w+)",
+                             cell.source, re.M)
+        for name in {next(n for n in names if n) for names in defined}:
+            assert not re.search(rf"\b{name}\b", later), f"a later cell uses {name}"

@@ -14,6 +14,7 @@ import argparse
 import contextlib
 import io
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -96,6 +97,7 @@ STEP_TIMER = """
 import statistics, sys, time, torch, torch.nn.functional as F
 sys.path.insert(0, {root!r})
 torch.set_num_threads({threads})
+torch.set_flush_denormal(True)
 from deepres.budget import get_budget
 from deepres.experiments import cifar_data
 from deepres.models import resnet_cifar
@@ -134,6 +136,30 @@ def step_time(threads, steps):
     return float(seconds), float(loss)
 
 
+# The machine's speed in one figure: the median time of a training step of the laptop
+# ResNet-56 (the deepest network of the book's runs) on one thread, as the book's runs
+# train (deepres.run.unit_seconds). The build's first step states its work in these
+# steps, so that any two machines can be compared: a machine's time for that work is
+# about the work times its figure, over its cores. NATIVE: the machine's own kernels instead of the pinned AVX2 ones (deepres/cpu.py).
+NATIVE = {"DEEPRES_NATIVE_CPU": "1", "ATEN_CPU_CAPABILITY": "", "ONEDNN_MAX_CPU_ISA": "",
+          "MKL_CBWR": ""}
+
+
+def machine_speed(repeats=3):
+    """{'pinned': ms, 'native': ms}: ``deepres.run.unit_seconds`` (the laptop ResNet-56's
+    one-thread step time) with the pinned AVX2 kernels and with the machine's own,
+    medians of ``repeats`` fresh processes taken in turns."""
+    code = "from deepres.run import unit_seconds; print(unit_seconds())"
+    times = {"pinned": [], "native": []}
+    for _ in range(repeats):
+        for kind, env in (("pinned", {}), ("native", NATIVE)):
+            out = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                                 text=True, check=True, cwd=ROOT,
+                                 env={**os.environ, **env})
+            times[kind].append(float(out.stdout.strip().splitlines()[-1]))
+    return {k: 1000 * statistics.median(v) for k, v in times.items()}
+
+
 def contention(steps):
     """Median step time of ResNet-20 (laptop size) per thread count, idle and beside a
     2-thread matrix multiply in another process."""
@@ -154,6 +180,14 @@ def contention(steps):
     return rows
 
 
+def cpu_native():
+    out = subprocess.run([sys.executable, "-c", "import torch; "
+                          "print(torch.backends.cpu.get_cpu_capability())"],
+                         capture_output=True, text=True, check=True,
+                         env={**os.environ, **NATIVE})
+    return out.stdout.strip()
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=100, help="steps per timed run")
@@ -163,7 +197,13 @@ def main(argv=None):
     args = parser.parse_args(argv)
     torch.set_flush_denormal(True)   # as deepres.setup() does in every chapter
     budget = get_budget("laptop", verbose=False)
+    speed = machine_speed()
+    print(f"Machine speed: {speed['pinned']:.1f} ms a step of the laptop ResNet-56 on one "
+          f"thread (the book's unit of work; AVX2 kernels, as the book trains)\n"
+          f"  with this CPU's own kernels ({cpu_native()}): {speed['native']:.1f} ms, so "
+          f"the pins cost {speed['pinned'] / speed['native']:.2f}x\n", flush=True)
     result = {"threads": torch.get_num_threads(), "torch": torch.__version__,
+              "resnet56_ms": speed["pinned"], "resnet56_native_ms": speed["native"],
               "loop": compare(budget, args.steps, args.repeats)}
     print(f"Training loop against a raw PyTorch loop (laptop sizes, batch "
           f"{budget.batch_size}, {args.steps} steps, median of {args.repeats}, "
