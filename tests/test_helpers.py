@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from deepres.book import glue
+from deepres.book import glue, separation
 from deepres.plots import cost_shares, training_curves
 from helpers import synthetic_data
 
@@ -70,3 +70,14 @@ def test_no_question_is_asked_twice():
     asked = [q["question"] for name in QUIZZES for q in json.loads(
         resources.files("deepres").joinpath("quizzes", f"{name}.json").read_text())]
     assert len(asked) == len(set(asked))
+
+
+@pytest.mark.parametrize("a, b, verdict", [
+    ([0.10, 0.11], [0.12, 0.13], "A has the lower test error with every seed"),
+    ([0.14, 0.15], [0.12, 0.13], "B has the lower test error with every seed"),
+    ([0.10, 0.13], [0.12, 0.14], "do not separate A and B"),     # overlap
+    ([0.10, 0.12], [0.12, 0.13], "do not separate A and B"),     # touching is not apart
+    ([0.10, 0.14], [0.11, 0.12], "do not separate A and B"),     # lower mean, inside
+])
+def test_a_verdict_needs_the_seeds_ranges_apart(a, b, verdict):
+    assert verdict in separation(a, b, "A", "B")
