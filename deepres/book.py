@@ -23,17 +23,17 @@ def quiz(chapter):
     display_quiz(json.loads(text), shuffle_answers=False)
 
 
-def separation(a, b, name_a, name_b, what="test error"):
+def separation(a, b, name_a, name_b, what="test error", over="seed"):
     """A verdict on two networks, against the spread of the seeds: ``a`` and ``b`` are the
-    values of each seed's run (lower is better). One is ahead only if the ranges of the
-    seeds do not overlap (every run of one below every run of the other); otherwise the
-    runs do not separate them. Used wherever a page states which network came out ahead,
-    so that no sentence rests on a gap smaller than the seeds' own spread."""
-    if max(a) < min(b):
-        return (f"{name_a} has the lower {what} with every seed, and its worst seed is "
-                f"below {name_b}'s best: the runs separate them")
-    if max(b) < min(a):
-        return (f"{name_b} has the lower {what} with every seed, and its worst seed is "
-                f"below {name_a}'s best: the runs separate them")
-    return (f"the seeds' ranges of {what} overlap: these runs do not separate {name_a} "
+    values of each seed's run (lower is better; ``over`` names what varies, e.g.
+    "direction"). One is ahead only if the ranges do not overlap (every run of one below
+    every run of the other); otherwise the runs do not separate them. Used wherever a
+    page states which network came out ahead, so that no sentence rests on a gap smaller
+    than the seeds' own spread."""
+    for (low, name_low), (high, name_high) in (((a, name_a), (b, name_b)),
+                                               ((b, name_b), (a, name_a))):
+        if max(low) < min(high):
+            return (f"{name_low} has the lower {what} with every {over}, and its worst "
+                    f"{over} is below {name_high}'s best: the runs separate them")
+    return (f"the {over}s' ranges of {what} overlap: these runs do not separate {name_a} "
             f"and {name_b}")
