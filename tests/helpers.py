@@ -98,6 +98,34 @@ def with_solutions(notebook, md_path):
     return notebook
 
 
+EXPECT = "deepres_expect"   # cell metadata: the error a test expects from this cell
+
+
+def unsolved_then_solved(notebook, md_path):
+    """The learner notebook run both ways in one pass: at each exercise, its check first
+    runs on the stub, as a learner who has not solved it meets it (the copy is marked
+    ``EXPECT: "not done yet"``), then the reference solution, then the check again, which
+    must pass. Everything after a check runs as in the solved notebook; that the rest of
+    an unsolved notebook needs nothing from an exercise is checked statically
+    (tests/test_learner.py)."""
+    import copy
+    import nbformat
+    solutions = iter(solution_cells(md_path))
+    cells, pending = [], False
+    for cell in notebook.cells:
+        if cell.cell_type == "code" and "check." in cell.source and pending:
+            unsolved = copy.deepcopy(cell)
+            unsolved.metadata[EXPECT] = "not done yet"
+            cells += [unsolved, nbformat.v4.new_code_cell(next(solutions))]
+            pending = False
+        cells.append(cell)
+        if cell.cell_type == "code" and "raise NotImplementedError" in cell.source:
+            pending = True
+    assert not pending, "an exercise without its check"
+    notebook.cells = cells
+    return notebook
+
+
 class FileServer:
     """A local HTTP server, on 127.0.0.1 only, that stands in for the internet: used as
     ``http_proxy``, it answers a request for any URL with the file of the same name from

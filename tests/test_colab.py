@@ -5,8 +5,13 @@ course library, as Colab does (the pinned pair from this machine's disk), ipywid
 7.x as Colab ships, Jupyter's kernel and notebook runner, and nothing of the book's
 toolchain: no Jupyter Book, no myst-nb, no deepres.
 
-Each learner notebook then runs top to bottom, with the reference solutions pasted in
-and the smoke budget:
+Each learner notebook then runs top to bottom with the smoke budget, both as a learner
+who has not solved the exercises meets it and as one who has, in one pass
+(``helpers.unsolved_then_solved``): at each exercise, the check runs on the stub and must
+say "not done yet" (and nothing else may fail), then the reference solution runs and
+the check must pass. This is the only run of the learner notebooks in the test suite
+where this runtime can be made (tests/test_learner.py runs them with the book's own
+Python elsewhere); nbval runs the chapters themselves.
 
 * its own install cell installs the library from a local git repository standing in for
   the published one (the working tree, committed into a temporary repository);
@@ -29,7 +34,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from helpers import DEBIAN_FASHION as DEBIAN, FileServer, colab_runtime_available, with_solutions
+from helpers import (DEBIAN_FASHION as DEBIAN, EXPECT, FileServer,  # noqa: E402
+                     colab_runtime_available, unsolved_then_solved)
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
@@ -135,7 +141,7 @@ def run_in_colab(python, notebooks, tmp_path, proxy_url):
 
 def learner_notebooks_for(url, tmp_path, monkeypatch):
     """Each chapter's learner notebook, made for the repository ``url`` (with the book's
-    numbers of the committed notebook), with the reference solutions pasted in."""
+    numbers of the committed notebook), each check run unsolved, then solved."""
     monkeypatch.setenv("DEEPRES_REPOSITORY_URL", url)
     monkeypatch.setenv("DEEPRES_BOOK_URL", "https://book.example/")
     paths = []
@@ -143,7 +149,9 @@ def learner_notebooks_for(url, tmp_path, monkeypatch):
         committed = nbformat.read(md.with_suffix(".ipynb"), as_version=4)
         notebook = learner.learner_notebook(md, committed.metadata["deepres"]["book_values"])
         path = tmp_path / md.with_suffix(".ipynb").name
-        nbformat.write(with_solutions(notebook, md), path)
+        notebook = unsolved_then_solved(notebook, md)
+        notebook.metadata["deepres_test"] = {"allow_errors": True}
+        nbformat.write(notebook, path)
         paths.append(path)
     return paths
 
@@ -177,8 +185,17 @@ def test_every_learner_notebook_runs_in_colab(colab_python, published, tmp_path,
         notebooks={Path(r["notebook"]).name: round(r["seconds"], 1) for r in results}),
         indent=1))
     assert [Path(r["notebook"]).name for r in results] == [p.name for p in notebooks]
-    for result in results:
-        assert result["errors"] == [], (result["notebook"], result["errors"])
+    for path, result in zip(notebooks, results):
+        cells = nbformat.read(path, as_version=4).cells
+        unsolved = [i for i, c in enumerate(cells) if c.metadata.get(EXPECT)]
+        assert unsolved, "a chapter has checked exercises"
+        # each check fails on the stub, saying what to do, as a message, not a traceback;
+        # nothing else fails, and every check passes after the solution
+        assert [e["cell"] for e in result["errors"]] == unsolved, (path.name, result["errors"])
+        for error in result["errors"]:
+            assert error["ename"] == "CheckFailed" and "not done yet" in error["evalue"]
+            shown = "\n".join(error["traceback"])
+            assert "Traceback" not in shown and "deepres" not in shown and ".py" not in shown
         assert f"Installed the course library from {published}" in result["stdout"]
     # the data came through torchvision's download, from the stand-in for the internet
     assert sorted(set(server.served)) == sorted(files)

@@ -207,6 +207,29 @@ def execute(notebook, tmp_path, tries=2):
 
 
 @pytest.mark.parametrize("md", CHAPTERS, ids=IDS)
+def test_the_rest_of_an_unsolved_notebook_needs_nothing_from_its_exercises(md):
+    """A learner may leave an exercise unsolved and go on: no cell after a stub, other
+    than the exercise's check, may use what the stub defines (it would raise
+    NotImplementedError there: a dead end). The learner-notebook runs check the same by
+    running; this holds the Colab runtime's one pass (unsolved, then solved) to it."""
+    notebook = nbformat.reads(md.with_suffix(".ipynb").read_text(), as_version=4)
+    code = [c.source for c in notebook.cells if c.cell_type == "code"]
+    stubs = [i for i, source in enumerate(code) if "raise NotImplementedError" in source]
+    assert stubs, "a chapter has exercises"
+    for i in stubs:
+        names = set(re.findall(r"^def (\w+)|^class (\w+)", code[i], re.M))
+        names = {a or b for a, b in names}
+        assert names, code[i][:200]
+        for later in code[i + 1:]:
+            if "check." in later or "raise NotImplementedError" in later:
+                continue
+            used = [n for n in names if re.search(rf"\b{n}\b", later)]
+            assert not used, f"a cell after the exercise uses {used}: {later[:200]}"
+
+
+@pytest.mark.skipif(colab_runtime_available(), reason="tests/test_colab.py runs every "
+                    "learner notebook unsolved and solved, in Colab's own runtime")
+@pytest.mark.parametrize("md", CHAPTERS, ids=IDS)
 def test_learner_notebook_stops_only_at_unsolved_exercises(md, tmp_path):
     notebook = nbformat.reads(md.with_suffix(".ipynb").read_text(), as_version=4)
     errors = execute(notebook, tmp_path)
@@ -223,7 +246,7 @@ def test_learner_notebook_stops_only_at_unsolved_exercises(md, tmp_path):
 
 
 @pytest.mark.skipif(colab_runtime_available(), reason="tests/test_colab.py runs every "
-                    "learner notebook with the solutions pasted in, in Colab's own runtime")
+                    "learner notebook unsolved and solved, in Colab's own runtime")
 @pytest.mark.parametrize("md", CHAPTERS, ids=IDS)
 def test_learner_notebook_with_the_solutions_pasted_in_passes(md, tmp_path):
     notebook = nbformat.reads(md.with_suffix(".ipynb").read_text(), as_version=4)
