@@ -134,7 +134,11 @@ def test_jobs_share_the_runs_out_and_give_the_numbers_of_one_process(tmp_path):
              "--jobs", jobs], capture_output=True, text=True, timeout=600,
             env=env_with_cache(cache), cwd=ROOT)
         assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
-        assert f"8 runs to train into {cache}, in {jobs} process(es)" in result.stdout
+        assert f"8 runs to train into {cache}: about" in result.stdout
+        assert f"steps' work of the laptop ResNet-56 on one thread" in result.stdout
+        assert f"in {jobs} process(es) of one thread each" in result.stdout
+        report = json.loads((cache / "prefill.json").read_text())
+        assert report["runs"] == 8 and report["work"] > 0 and report["unit_ms"] > 0
         assert "chapter 3: 8 runs in the cache, 0 trained now" in result.stdout
         assert len(list(cache.glob("prefill-*.log"))) == int(jobs)
         out[jobs] = {p.name: torch.load(p, weights_only=True) for p in cache.glob("*.pt")}

@@ -53,6 +53,7 @@ def test_run_cache_is_keyed_on_the_library_files_that_decide_a_run():
     cache = next(s for s in flow["jobs"]["build"]["steps"]
                  if s.get("uses", "").startswith("actions/cache@"))
     assert cache["with"]["path"] == "_build/runcache"
+    assert flow["jobs"]["build"]["env"]["DEEPRES_CACHE"].endswith("/_build/runcache")
     # the same files as deepres.training._library_hash
     from deepres.training import _library_hash
     import inspect
