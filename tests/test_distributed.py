@@ -187,3 +187,10 @@ def test_the_book_build_trains_first_unless_it_executes_nothing(monkeypatch):
     monkeypatch.setenv("DEEPRES_PREFILL", "0")
     prefill.prefill(app("force"))
     assert len(calls) == 2
+
+
+def test_the_unit_of_work_is_a_one_thread_step_and_leaves_the_threads_as_they_were():
+    from deepres.run import unit_seconds
+    threads = torch.get_num_threads()
+    seconds = unit_seconds(repeats=1)
+    assert 0 < seconds < 60 and torch.get_num_threads() == threads
