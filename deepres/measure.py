@@ -54,6 +54,14 @@ def layer_costs(model, x, kinds=(nn.Conv2d, nn.Linear)):
     return rows
 
 
+def on_model_device(model, *tensors):
+    """``tensors`` moved to the device of ``model``'s parameters (a trained model may be
+    on a GPU while the data that measures it is on the CPU)."""
+    device = next(model.parameters(), torch.empty(0)).device
+    moved = tuple(t.to(device) for t in tensors)
+    return moved if len(moved) > 1 else moved[0]
+
+
 def layer_grad_norms(model, x, y):
     """The L2 norm of the loss gradient with respect to the weight of each convolution
     and fully connected layer, in the order ``model.modules()`` lists them (the forward
@@ -63,6 +71,7 @@ def layer_grad_norms(model, x, y):
     The norms are computed in float64: for gradients of about 1e-20 and below, the
     squares that a float32 norm sums are smaller than float32 can hold (about 1e-38), and
     the norm would come out as 0 although the gradient is not zero."""
+    x, y = on_model_device(model, x, y)
     model.train()
     model.zero_grad(set_to_none=True)
     torch.nn.functional.cross_entropy(model(x), y).backward()
@@ -85,7 +94,7 @@ def output_stds(model, x, modules=None):
         lambda module, inputs, output: stds.__setitem__(module, output.double().std().item()))
         for m in modules]
     try:
-        model.train()(x)
+        model.train()(on_model_device(model, x))
     finally:
         for h in handles:
             h.remove()
