@@ -49,6 +49,11 @@ def start_distributed():
         return pick_device()
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if torch.cuda.is_available():
+        gpus = torch.cuda.device_count()
+        if local_rank >= gpus:
+            sys.exit(f"deepres.run: this machine has {gpus} GPU(s), but torchrun started "
+                     f"process {local_rank} on it (LOCAL_RANK counts from 0): run "
+                     f"`torchrun --nproc_per_node={gpus} ...`, one process per GPU")
         torch.cuda.set_device(local_rank)
         dist.init_process_group("nccl")
         return torch.device("cuda", local_rank)

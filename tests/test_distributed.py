@@ -194,3 +194,13 @@ def test_the_unit_of_work_is_a_one_thread_step_and_leaves_the_threads_as_they_we
     threads = torch.get_num_threads()
     seconds = unit_seconds(repeats=1)
     assert 0 < seconds < 60 and torch.get_num_threads() == threads
+
+
+def test_more_processes_than_gpus_is_refused_with_what_to_do(monkeypatch):
+    from deepres import run
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("LOCAL_RANK", "2")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    with pytest.raises(SystemExit, match=r"2 GPU\(s\).*--nproc_per_node=2"):
+        run.start_distributed()
