@@ -19,6 +19,7 @@ import statistics
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -76,7 +77,10 @@ def library_loop(make_model, data, steps, batch_size, seed=0):
 
 
 def compare(budget, steps, repeats):
-    data = cifar_data(budget)
+    # a subset is enough to time steps: 5,000 training images (those each evaluation
+    # measures) and 1,000 test images keep the evaluations, timed apart, short
+    data = cifar_data(replace(budget, train_size=min(5000, budget.train_size or 5000),
+                              test_size=min(1000, budget.test_size or 1000)))
     rows = []
     for name, make in models(budget, data).items():
         lib, raw, evals = [], [], []
@@ -95,6 +99,7 @@ def compare(budget, steps, repeats):
 
 STEP_TIMER = """
 import statistics, sys, time, torch, torch.nn.functional as F
+from dataclasses import replace
 sys.path.insert(0, {root!r})
 torch.set_num_threads({threads})
 torch.set_flush_denormal(True)
@@ -102,7 +107,7 @@ from deepres.budget import get_budget
 from deepres.experiments import cifar_data
 from deepres.models import resnet_cifar
 budget = get_budget("laptop", verbose=False)
-data = cifar_data(budget)
+data = cifar_data(replace(budget, train_size=budget.batch_size, test_size=1))  # one batch
 torch.manual_seed(0)
 model = resnet_cifar(20, widths=budget.resnet_widths, in_channels=data.shape[0])
 opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
