@@ -5,8 +5,9 @@ the laptop-size networks use two cores poorly, so the build first runs
 ``python -m deepres.run --chapter 1 ... 7 --jobs auto``: one process of one thread per
 core, each training whole runs into the run cache (see ``deepres/run.py``). The
 chapters then load them. The numbers are those of one thread per run, on any number of
-cores. On a GPU, the same command trains the runs in one process, as the chapters
-would.
+cores. The chapters' kernels train what they train themselves (chapter 8's transfer
+runs, the exercises) on one thread too (``DEEPRES_THREADS=1``). On a GPU, the same
+command trains the runs in one process, as the chapters would.
 
 Nothing is done when the build does not execute the notebooks, or with
 ``DEEPRES_PREFILL=0``. If it fails, the build says so (a warning) and the chapters
@@ -19,11 +20,15 @@ import sys
 from sphinx.util import logging
 
 from deepres.run import CHAPTERS   # the chapters that train
+from deepres.training import THREADS_ENV
 
 logger = logging.getLogger(__name__)
 
 
 def prefill(app):
+    # Every CPU run of the book trains on one thread, here and in the chapters' kernels
+    # (which inherit this): the book's numbers are then those of any machine.
+    os.environ.setdefault(THREADS_ENV, "1")
     if app.config.nb_execution_mode == "off" or os.environ.get("DEEPRES_PREFILL") == "0":
         return
     command = [sys.executable, "-m", "deepres.run", "--chapter", *map(str, CHAPTERS),

@@ -210,6 +210,8 @@ def main(argv=None):
         for chapter in args.chapter:
             chapter_runs(chapter, budget, device)
         return {}
+    if device.type == "cpu":   # one thread a run, as the book's runs (deepres.training)
+        os.environ.setdefault(training.THREADS_ENV, "1")
     if args.jobs is not None and device.type == "cpu" and not dist.is_initialized():
         jobs = cores() if args.jobs == "auto" else int(args.jobs)
         train_in_processes(args.chapter, budget, jobs)

@@ -28,6 +28,7 @@ cannot synchronise it, so a distributed CPU run refuses a model with BatchNorm. 
 ``python -m deepres.run --jobs N`` shares a chapter's runs out between N processes of
 one thread each instead (see ``deepres.run``): it sets :data:`claim`.
 """
+import contextlib
 import copy
 import hashlib
 import inspect
@@ -48,6 +49,7 @@ from .cpu import kernels
 from .data import batches
 
 CACHE_ENV = "DEEPRES_CACHE"
+THREADS_ENV = "DEEPRES_THREADS"   # CPU threads a run trains on (default: torch's own)
 TRAIN_EVAL_SIZE = 5000  # training images evaluated (in eval mode) at each evaluation
 CHECKPOINT_SECONDS = 60  # a running run saves its state at least this often
 
@@ -237,6 +239,22 @@ def learning_rate(step, steps, lr, warmup=0):
     return lr * (0.1 ** ((step >= steps // 2) + (step >= 3 * steps // 4)))
 
 
+@contextlib.contextmanager
+def training_threads(device):
+    """On a CPU, train on ``$DEEPRES_THREADS`` threads if it is set (the book's build sets
+    1: see _ext/prefill.py), and restore the thread count afterwards."""
+    wanted = os.environ.get(THREADS_ENV)
+    if torch.device(device).type != "cpu" or not wanted:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(wanted))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def train(make_model, data, *, steps, batch_size=128, lr=0.1, momentum=0.9,
           weight_decay=1e-4, warmup=0, eval_every=100, seed=0, device="cpu",
           name="run", use_cache=True, progress=True):
@@ -244,8 +262,19 @@ def train(make_model, data, *, steps, batch_size=128, lr=0.1, momentum=0.9,
 
     The model is built after seeding, so ``seed`` fixes the initial weights, the batch
     order and the augmentation. A run with the same configuration, model and library
-    source is loaded from the cache instead of trained again.
+    source is loaded from the cache instead of trained again. On a CPU the number of
+    threads is part of the configuration (the sums are split differently between
+    threads): ``$DEEPRES_THREADS`` sets it, as the book's build does (one).
     """
+    with training_threads(device):
+        return _train(make_model, data, steps=steps, batch_size=batch_size, lr=lr,
+                      momentum=momentum, weight_decay=weight_decay, warmup=warmup,
+                      eval_every=eval_every, seed=seed, device=device, name=name,
+                      use_cache=use_cache, progress=progress)
+
+
+def _train(make_model, data, *, steps, batch_size, lr, momentum, weight_decay, warmup,
+           eval_every, seed, device, name, use_cache, progress):
     device = torch.device(device)
     rank, world = _process()
     if batch_size % world:
@@ -256,8 +285,9 @@ def train(make_model, data, *, steps, batch_size=128, lr=0.1, momentum=0.9,
     config = dict(steps=steps, batch_size=batch_size, lr=lr, momentum=momentum,
                   weight_decay=weight_decay, warmup=warmup, eval_every=eval_every,
                   seed=seed, device=device.type, data=data.spec, torch=torch.__version__)
-    if device.type == "cpu":   # the kernels' instruction sets decide the last bits
+    if device.type == "cpu":   # kernels and threads decide the last bits
         config["cpu_kernels"] = kernels()
+        config["threads"] = torch.get_num_threads()
     key = hashlib.sha256(json.dumps(
         [config, _model_fingerprint(model), _library_hash()], sort_keys=True
     ).encode()).hexdigest()[:20]

@@ -60,7 +60,8 @@ def cache(tmp_path, monkeypatch):
     return tmp_path / "runs"
 
 
-def test_ddp_on_two_processes_is_the_single_process_run(cache, tmp_path):
+def test_ddp_on_two_processes_is_the_single_process_run(cache, tmp_path, monkeypatch):
+    monkeypatch.setenv(train_module.THREADS_ENV, "1")   # as each process (a CPU run's key)
     script = tmp_path / "ddp.py"
     script.write_text(SCRIPT.format(tests=str(ROOT / "tests")))
     out = tmp_path / "history.json"
@@ -90,14 +91,19 @@ def test_ddp_on_two_processes_is_the_single_process_run(cache, tmp_path):
     assert worst <= TOLERANCE
 
 
-def test_the_command_line_fills_the_cache_the_chapter_reads(cache):
+def test_the_command_line_fills_the_cache_the_chapter_reads(cache, monkeypatch):
     result = subprocess.run(
         [sys.executable, "-m", "deepres.run", "--chapter", "2", "--budget", "smoke"],
         capture_output=True, text=True, timeout=600, env=env_with_cache(cache), cwd=ROOT)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "chapter 2: 4 runs in the cache, 4 trained now" in result.stdout
+    # the chapter as the book's build runs it (_ext/prefill.py): one thread a run
+    monkeypatch.setenv(train_module.THREADS_ENV, "1")
     runs = chapter_runs(2, get_budget("smoke", verbose=False), "cpu")
     assert len(runs) == 4 and all(r.cached for r in runs.values())
+    monkeypatch.setenv(train_module.THREADS_ENV, "2")   # threads decide the numbers: a new run
+    assert not any(r.cached for r in chapter_runs(2, get_budget("smoke", verbose=False),
+                                                    "cpu").values())
 
 
 def test_the_command_line_refuses_an_unknown_chapter_or_budget(cache):
@@ -171,12 +177,14 @@ def test_the_book_build_trains_first_unless_it_executes_nothing(monkeypatch):
     monkeypatch.setattr(prefill.subprocess, "run", lambda cmd, **kw: calls.append(cmd) or answer)
     monkeypatch.setattr(prefill.logger, "warning", warnings.append)
     monkeypatch.delenv("DEEPRES_PREFILL", raising=False)
+    monkeypatch.delenv(train_module.THREADS_ENV, raising=False)
 
     def app(mode):
         return SimpleNamespace(config=SimpleNamespace(nb_execution_mode=mode), srcdir=ROOT)
 
     prefill.prefill(app("off"))
     assert calls == []
+    assert os.environ[train_module.THREADS_ENV] == "1"   # the kernels train on one thread
     prefill.prefill(app("force"))
     assert calls[-1][1:] == ["-m", "deepres.run", "--chapter", *map(str, range(1, 8)),
                              "--jobs", "auto"]

@@ -282,3 +282,22 @@ def test_divergence_names_the_first_bad_step(cache):
 def test_a_distributed_cpu_run_refuses_batchnorm():
     with pytest.raises(ValueError, match="SyncBatchNorm"):
         train_module._distribute(tiny_model(), torch.device("cpu"))
+
+
+def test_cpu_runs_train_on_deepres_threads_and_are_keyed_by_it(cache, monkeypatch):
+    data = synthetic_data()
+    threads = torch.get_num_threads()
+    seen = []
+    real_step = torch.optim.SGD.step
+
+    def step(self, *args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return real_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.SGD, "step", step)
+    monkeypatch.setenv(train_module.THREADS_ENV, "1")
+    one = fit(data, use_cache=True)
+    assert set(seen) == {1} and torch.get_num_threads() == threads   # restored
+    assert one.config["threads"] == 1 and fit(data, use_cache=True).cached
+    monkeypatch.setenv(train_module.THREADS_ENV, "2")
+    assert not fit(data, use_cache=True).cached
