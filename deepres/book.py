@@ -33,7 +33,8 @@ def separation(a, b, name_a, name_b, what="test error", over="seed"):
     for (low, name_low), (high, name_high) in (((a, name_a), (b, name_b)),
                                                ((b, name_b), (a, name_a))):
         if max(low) < min(high):
-            return (f"{name_low} has the lower {what} with every {over}, and its worst "
-                    f"{over} is below {name_high}'s best: the runs separate them")
+            return (f"{name_low} has the lower {what} with every {over}; even its worst "
+                    f"{over} is below the best {over} of {name_high}: the runs separate "
+                    f"them")
     return (f"the {over}s' ranges of {what} overlap: these runs do not separate {name_a} "
             f"and {name_b}")
