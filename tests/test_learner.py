@@ -171,6 +171,14 @@ def test_unknown_markup_is_refused(markdown, problem):
         learner.Converter(learner.Bibliography()).markdown(markdown)
 
 
+def test_two_works_cited_alike_get_letters():
+    bib = learner.Bibliography()
+    assert bib.cite("he2016resnet") != bib.cite("he2016identity")
+    assert (bib.year("he2016resnet"), bib.year("he2016identity")) == ("2016a", "2016b")
+    assert bib.year("simonyan2015vgg") == "2015"
+    assert "(2016a)" in bib.reference_list() and "(2016b)" in bib.reference_list()
+
+
 def test_conversions():
     converter = learner.Converter(learner.Bibliography())
     out = converter.markdown(
@@ -179,7 +187,7 @@ def test_conversions():
         "````{exercise-start} Title\n:label: x\n````\nDo it.\n"
         "````{solution-start} x\n:class: dropdown\n````\nSecret.\n````{solution-end}\n````\n"
         "```{footbibliography}\n```")
-    assert "(He et al., 2016; Simonyan & Zisserman, 2015)" in out
+    assert "(He et al., 2016a; Simonyan & Zisserman, 2015)" in out
     assert "`gap` points" in out
     assert "> **Note**" in out and "### Exercise 1: Title" in out and "Do it." in out
     assert "Secret" not in out and ":label:" not in out

@@ -82,13 +82,23 @@ class Bibliography:
             raise UnknownMarkup(f"citation key {key!r} is not in references.bib")
         return self.entries[key].persons.get("author", [])
 
+    def _who(self, key):
+        names = [" ".join(p.last_names) for p in self._names(key)]
+        return _plain(names[0] if len(names) == 1 else (
+            f"{names[0]} & {names[1]}" if len(names) == 2 else f"{names[0]} et al."))
+
+    def year(self, key):
+        """The year, with a letter where the bibliography has two works that would be
+        cited alike (He et al., 2016a and 2016b), in their order in references.bib."""
+        year = self.entries[key].fields["year"]
+        alike = [k for k in self.entries
+                 if self._who(k) == self._who(key) and self.entries[k].fields["year"] == year]
+        return year + ("abcdefghij"[alike.index(key)] if len(alike) > 1 else "")
+
     def cite(self, keys):
         parts = []
         for key in (k.strip() for k in keys.split(",")):
-            names = [" ".join(p.last_names) for p in self._names(key)]
-            who = names[0] if len(names) == 1 else (
-                f"{names[0]} & {names[1]}" if len(names) == 2 else f"{names[0]} et al.")
-            parts.append(f"{_plain(who)}, {self.entries[key].fields['year']}")
+            parts.append(f"{self._who(key)}, {self.year(key)}")
             if key not in self.cited:
                 self.cited.append(key)
         return "(" + "; ".join(parts) + ")"
@@ -103,7 +113,7 @@ class Bibliography:
                      or entry.fields.get("institution") or "")
             arxiv = f" arXiv:{entry.fields['eprint']}." if "eprint" in entry.fields else ""
             venue = f" *{_plain(venue)}*." if venue else ""
-            lines.append(f"- {_plain(names)} ({entry.fields['year']}). "
+            lines.append(f"- {_plain(names)} ({self.year(key)}). "
                          f"{_plain(entry.fields['title'])}.{venue}{arxiv}")
         return "\n".join(lines)
 
