@@ -8,6 +8,14 @@
 - Thebe is not loaded: no page uses it (jupyter-book adds it to every page).
 - A launch button is kept only where a learner notebook exists beside the chapter.
 - The kernels the build starts see ``DEEPRES_BOOK_HTML=1``, so the figures write HTML.
+
+And a few repairs for readers who use assistive technology (WCAG 2.1 AA, checked by axe-core
+in tests/test_browser.py):
+- the theme's search field is a button whose label ("Search") leaves out what it shows
+  ("Search Ctrl+K"): its name is taken from what it shows instead;
+- jupyterquiz's box for a typed answer gets its label ("Type numeric answer here:"),
+  which it draws but does not tie to the box;
+- the figures' captions keep their contrast in dark mode.
 """
 import os
 import re
@@ -28,6 +36,10 @@ ASSETS = [("mathjax/es5/tex-chtml.js", "mathjax/tex-chtml.js"),
           ("plotly.js-basic-dist-min/plotly-basic.min.js", "plotly-basic.min.js")]
 # A widget's view in a cell's output (the progress bars of training runs are ipywidgets
 # in a kernel): without the widget manager it shows nothing, so it is left out.
+# jupyterquiz's script for a numeric question: the label it draws, tied to the input box
+QUIZ_INPUT = ('inp.id = id + "-0";', 'inp.id = id + "-0"; lab.htmlFor = inp.id;')
+# the theme's search field: a button that shows "Search Ctrl+K", labelled "Search"
+SEARCH_LABEL = re.compile(r'(<button class="[^"]*search-button-field[^"]*"[^>]*?) aria-label="Search"')
 WIDGET_VIEW = re.compile(
     r'<script type="application/vnd\.jupyter\.widget-view\+json">.*?</script>', re.S)
 CSS = """
@@ -36,6 +48,7 @@ figure.deepres-figure { margin: 1em 0; }
 .deepres-control label { margin-right: .6em; font-weight: 600; }
 .deepres-control input[type=range] { vertical-align: middle; width: 16em; }
 figure.deepres-figure figcaption { font-size: .9em; color: var(--pst-color-text-muted); }
+html[data-theme="dark"] figure.deepres-figure figcaption { color: var(--pst-color-text-base); }
 /* A click anywhere on a solution's title opens it: sphinx-togglebutton only handles a
    click on the title itself, and throws on a click that lands on the link inside it. */
 .dropdown > .admonition-title > *:not(.toggle-button) { pointer-events: none; }
@@ -76,7 +89,7 @@ def page(app, pagename, templatename, context, doctree):
         if "thebe" in str(getattr(asset, "filename", asset) or "").lower():
             styles.remove(asset)
     if "body" in context:
-        context["body"] = WIDGET_VIEW.sub("", context["body"])
+        context["body"] = WIDGET_VIEW.sub("", context["body"]).replace(*QUIZ_INPUT)
     if "deepres-figure" in context.get("body", ""):
         app.builder.add_js_file(PLOTLY, defer="defer")
     source = Path(app.env.doc2path(pagename))
@@ -97,6 +110,11 @@ def copy_assets(app, exception):
         else:
             shutil.copy2(src, dst)
     (target / "deepres.css").write_text(CSS)
+    for page in Path(app.outdir).rglob("*.html"):
+        text = page.read_text()
+        fixed = SEARCH_LABEL.sub(r"\1", text)
+        if fixed != text:
+            page.write_text(fixed)
 
 
 def setup(app):

@@ -101,7 +101,7 @@ class InteractiveFigure:
         return f"""<figure class="deepres-figure" id="{uid}">
 <div class="deepres-control"><label for="{uid}-c">{html.escape(self.control_label)}</label>
 {control}</div>
-<div class="deepres-plot" role="img" aria-label="{html.escape(self.alt)}"></div>
+<div class="deepres-plot" role="group" aria-label="{html.escape(self.alt)}"></div>
 <figcaption>{html.escape(self.caption)}</figcaption>
 </figure>
 <script>

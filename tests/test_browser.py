@@ -25,6 +25,9 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SHOTS = ROOT / "_build" / "browser"
 REPORT = ROOT / "_build" / "reports" / "pages.md"
+AXE_REPORT = ROOT / "_build" / "reports" / "axe.json"
+AXE = ROOT / "vendor" / "node_modules" / "axe-core" / "axe.min.js"   # pinned in vendor/
+WCAG = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]   # WCAG 2.0 and 2.1, levels A and AA
 MB = 1 << 20
 MAX_BYTES = 5 * MB
 HEAVY_PAGES = {}   # page -> why it may weigh more than MAX_BYTES (none does)
@@ -86,6 +89,7 @@ def visits(site, browser):
     SHOTS.mkdir(parents=True, exist_ok=True)
     seen = {name: visit(browser, html, base, name) for name in pages_of(html)}
     write_report(seen)
+    AXE_REPORT.write_text(json.dumps({name: r["axe"] for name, r in seen.items()}, indent=1))
     return seen
 
 
@@ -167,11 +171,73 @@ def visit(browser, html, base, name):
         ...[...document.querySelectorAll('link[rel=stylesheet]')].map(l => l.getAttribute('href'))]""")
     record["colab"] = page.evaluate("""() => [...document.querySelectorAll('a[href*="colab.research.google.com"]')]
         .map(a => a.href)""")
+    record["axe"] = {mode: check_accessibility(page, mode) for mode in ("light", "dark")}
     record["solutions"] = check_solutions(page)
     record["quizzes"] = check_quizzes(page)
     record["figures"] = check_figures(page)
+    record["keyboard"] = check_keyboard(page)
     context.close()
     return record
+
+
+def check_accessibility(page, mode):
+    """axe-core's WCAG 2.1 A and AA rules on the page in the theme's ``mode``: every
+    violation, with its impact and the elements it found."""
+    if not AXE.is_file():
+        pytest.fail(f"axe-core is missing ({AXE}): run `make setup`")
+    page.evaluate("""mode => { document.documentElement.dataset.theme = mode;
+                               document.documentElement.dataset.mode = mode; }""", mode)
+    page.wait_for_timeout(100)
+    if not page.evaluate("() => !!window.axe"):
+        page.add_script_tag(path=str(AXE))
+    result = page.evaluate("""tags => axe.run(document, {runOnly: {type: 'tag', values: tags},
+                                                         resultTypes: ['violations']})""", WCAG)
+    return [{"rule": v["id"], "impact": v["impact"], "help": v["help"],
+             "nodes": [" ".join(n["target"]) if isinstance(n["target"], list) else n["target"]
+                       for n in v["nodes"]][:10]}
+            for v in result["violations"]]
+
+
+def check_keyboard(page):
+    """From the keyboard alone: each interactive figure's control takes the focus and an
+    arrow key changes what is drawn; each quiz question answers a key (Space on a choice,
+    Enter after a typed number)."""
+    page.reload(wait_until="load")   # nothing clicked or moved yet
+    page.wait_for_load_state("networkidle")
+    page.wait_for_timeout(700)   # the quizzes are drawn after 500 ms
+    figures = []
+    for figure in page.query_selector_all("figure.deepres-figure"):
+        control = figure.query_selector("select, input[type=range]")
+        plot = figure.query_selector(".deepres-plot")
+        page.wait_for_function("p => p.querySelector('.main-svg')", arg=plot)
+        drawn = plot.evaluate("p => p.querySelector('.main-svg').parentElement.innerHTML")
+        control.focus()
+        focused = control.evaluate("c => document.activeElement === c")
+        page.keyboard.press("ArrowDown" if control.evaluate("c => c.tagName") == "SELECT"
+                            else "ArrowRight")
+        page.wait_for_timeout(300)
+        after = plot.evaluate("p => p.querySelector('.main-svg').parentElement.innerHTML")
+        figures.append({"focused": focused, "changes": after != drawn})
+    quizzes = []
+    for quiz in page.query_selector_all(".Quiz"):
+        choice = quiz.query_selector(".MCButton input")
+        number = quiz.query_selector("input.Input-text")
+        target = choice or number
+        if target is None:
+            quizzes.append({"kind": "none", "answered": False})
+            continue
+        target.focus()
+        if choice:
+            page.keyboard.press("Space")
+        else:
+            page.keyboard.type("1")
+            page.keyboard.press("Enter")
+        page.wait_for_timeout(200)
+        feedback = quiz.query_selector(".Feedback")
+        quizzes.append({"kind": "choice" if choice else "number",
+                        "focused": target.evaluate("t => document.activeElement === t"),
+                        "answered": bool(feedback and feedback.inner_text().strip())})
+    return {"figures": figures, "quizzes": quizzes}
 
 
 @functools.lru_cache(maxsize=None)
@@ -237,7 +303,8 @@ def check_figures(page):
         after = plot.evaluate("p => p.querySelector('.main-svg').parentElement.innerHTML")
         results.append({"label": figure.query_selector("label").inner_text(),
                         "states": options, "changes": after != drawn,
-                        "alt": plot.get_attribute("aria-label") or ""})
+                        "alt": figure.query_selector("[role=group]").get_attribute(
+                            "aria-label") or ""})
     return results
 
 
@@ -348,6 +415,28 @@ def test_interactive_figure_changes_when_its_control_moves(visits, name):
     for f in figures:
         assert f["states"] >= 2 and f["changes"], f
         assert f["alt"], f"a figure on {name} has no alt text"
+
+
+SERIOUS = ("serious", "critical")
+
+
+@pytest.mark.parametrize("name", PAGES)
+@pytest.mark.parametrize("mode", ["light", "dark"])
+def test_no_serious_accessibility_violation(visits, name, mode):
+    """WCAG 2.1 A and AA, as axe-core checks them; the full list, minor ones included, is
+    in _build/reports/axe.json."""
+    serious = [v for v in visits[name]["axe"][mode] if v["impact"] in SERIOUS]
+    assert serious == [], f"{name}, {mode} mode: {json.dumps(serious, indent=1)}"
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_figures_and_quizzes_work_from_the_keyboard(visits, name):
+    keyboard = visits[name]["keyboard"]
+    assert keyboard["figures"] and keyboard["quizzes"]
+    for f in keyboard["figures"]:
+        assert f["focused"] and f["changes"], f
+    for q in keyboard["quizzes"]:
+        assert q["kind"] != "none" and q["focused"] and q["answered"], q
 
 
 def _repository_files():
