@@ -177,7 +177,10 @@ def test_the_book_build_trains_first_unless_it_executes_nothing(monkeypatch):
     monkeypatch.setattr(prefill.subprocess, "run", lambda cmd, **kw: calls.append(cmd) or answer)
     monkeypatch.setattr(prefill.logger, "warning", warnings.append)
     monkeypatch.delenv("DEEPRES_PREFILL", raising=False)
-    monkeypatch.delenv(train_module.THREADS_ENV, raising=False)
+    # prefill sets the variable for the build's whole process: set it here first, so that
+    # the test's undo removes it again afterwards
+    monkeypatch.setenv(train_module.THREADS_ENV, "unset by the test")
+    monkeypatch.delenv(train_module.THREADS_ENV)
 
     def app(mode):
         return SimpleNamespace(config=SimpleNamespace(nb_execution_mode=mode), srcdir=ROOT)

@@ -19,6 +19,7 @@ def tiny_model():
 @pytest.fixture
 def cache(tmp_path, monkeypatch):
     monkeypatch.setenv(train_module.CACHE_ENV, str(tmp_path / "runs"))
+    monkeypatch.delenv(train_module.THREADS_ENV, raising=False)   # this process's threads
     return tmp_path / "runs"
 
 
