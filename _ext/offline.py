@@ -12,7 +12,8 @@
 And a few repairs for readers who use assistive technology (WCAG 2.1 AA, checked by axe-core
 in tests/test_browser.py):
 - the theme's search field is a button whose label ("Search") leaves out what it shows
-  ("Search Ctrl+K"): its name is taken from what it shows instead;
+  ("Search Ctrl+K"): its name is taken from what it shows instead; the colour-mode
+  button's icons carry titles its label leaves out: they become decorative;
 - jupyterquiz's box for a typed answer gets its label ("Type numeric answer here:"),
   which it draws but does not tie to the box;
 - the figures' captions keep their contrast in dark mode.
@@ -40,6 +41,9 @@ ASSETS = [("mathjax/es5/tex-chtml.js", "mathjax/tex-chtml.js"),
 QUIZ_INPUT = ('inp.id = id + "-0";', 'inp.id = id + "-0"; lab.htmlFor = inp.id;')
 # the theme's search field: a button that shows "Search Ctrl+K", labelled "Search"
 SEARCH_LABEL = re.compile(r'(<button class="[^"]*search-button-field[^"]*"[^>]*?) aria-label="Search"')
+# the theme's colour-mode button, labelled "Color mode", shows an icon titled "Light",
+# "Dark" or "System Settings": the icons become decorative, the label names the button
+MODE_ICON = re.compile(r'(<i class="theme-switch [^"]*" data-mode="\w+")\s+title="[^"]*"></i>')
 WIDGET_VIEW = re.compile(
     r'<script type="application/vnd\.jupyter\.widget-view\+json">.*?</script>', re.S)
 CSS = """
@@ -112,7 +116,7 @@ def copy_assets(app, exception):
     (target / "deepres.css").write_text(CSS)
     for page in Path(app.outdir).rglob("*.html"):
         text = page.read_text()
-        fixed = SEARCH_LABEL.sub(r"\1", text)
+        fixed = MODE_ICON.sub(r'\1 aria-hidden="true"></i>', SEARCH_LABEL.sub(r"\1", text))
         if fixed != text:
             page.write_text(fixed)
 

@@ -185,9 +185,11 @@ def check_accessibility(page, mode):
     violation, with its impact and the elements it found."""
     if not AXE.is_file():
         pytest.fail(f"axe-core is missing ({AXE}): run `make setup`")
+    # the theme fades colours in when the mode changes: measure the colours it ends with
+    page.add_style_tag(content="*, *::before, *::after { transition: none !important; }")
     page.evaluate("""mode => { document.documentElement.dataset.theme = mode;
                                document.documentElement.dataset.mode = mode; }""", mode)
-    page.wait_for_timeout(100)
+    page.wait_for_timeout(300)
     if not page.evaluate("() => !!window.axe"):
         page.add_script_tag(path=str(AXE))
     result = page.evaluate("""tags => axe.run(document, {runOnly: {type: 'tag', values: tags},
@@ -227,6 +229,7 @@ def check_keyboard(page):
             quizzes.append({"kind": "none", "answered": False})
             continue
         target.focus()
+        focused = target.evaluate("t => document.activeElement === t")
         if choice:
             page.keyboard.press("Space")
         else:
@@ -235,7 +238,7 @@ def check_keyboard(page):
         page.wait_for_timeout(200)
         feedback = quiz.query_selector(".Feedback")
         quizzes.append({"kind": "choice" if choice else "number",
-                        "focused": target.evaluate("t => document.activeElement === t"),
+                        "focused": focused,
                         "answered": bool(feedback and feedback.inner_text().strip())})
     return {"figures": figures, "quizzes": quizzes}
 
