@@ -209,17 +209,14 @@ def check_keyboard(page):
     page.wait_for_timeout(700)   # the quizzes are drawn after 500 ms
     figures = []
     for figure in page.query_selector_all("figure.deepres-figure"):
-        control = figure.query_selector("select, input[type=range]")
-        plot = figure.query_selector(".deepres-plot")
-        page.wait_for_function("p => p.querySelector('.main-svg')", arg=plot)
-        drawn = plot.evaluate("p => p.querySelector('.main-svg').parentElement.innerHTML")
+        control, plot = figure_parts(page, figure)
+        drawn = drawing(plot)
         control.focus()
         focused = control.evaluate("c => document.activeElement === c")
         page.keyboard.press("ArrowDown" if control.evaluate("c => c.tagName") == "SELECT"
                             else "ArrowRight")
         page.wait_for_timeout(300)
-        after = plot.evaluate("p => p.querySelector('.main-svg').parentElement.innerHTML")
-        figures.append({"focused": focused, "changes": after != drawn})
+        figures.append({"focused": focused, "changes": drawing(plot) != drawn})
     quizzes = []
     for quiz in page.query_selector_all(".Quiz"):
         choice = quiz.query_selector(".MCButton input")
@@ -287,14 +284,25 @@ def check_quizzes(page):
     return results
 
 
+def figure_parts(page, figure):
+    """An interactive figure's control and plot, once plotly has drawn it."""
+    control = figure.query_selector("select, input[type=range]")
+    plot = figure.query_selector(".deepres-plot")
+    page.wait_for_function("p => p.querySelector('.main-svg')", arg=plot)
+    return control, plot
+
+
+def drawing(plot):
+    """What plotly has drawn, to tell whether moving the control changed it."""
+    return plot.evaluate("p => p.querySelector('.main-svg').parentElement.innerHTML")
+
+
 def check_figures(page):
     """For each interactive figure: moving its control changes what is drawn."""
     results = []
     for figure in page.query_selector_all("figure.deepres-figure"):
-        plot = figure.query_selector(".deepres-plot")
-        control = figure.query_selector("select, input[type=range]")
-        page.wait_for_function("p => p.querySelector('.main-svg')", arg=plot)
-        drawn = plot.evaluate("p => p.querySelector('.main-svg').parentElement.innerHTML")
+        control, plot = figure_parts(page, figure)
+        drawn = drawing(plot)
         options = control.evaluate(
             "c => c.tagName === 'SELECT' ? c.options.length : Number(c.max) + 1")
         if control.evaluate("c => c.tagName") == "SELECT":
@@ -303,7 +311,7 @@ def check_figures(page):
             control.focus()
             control.press("End")
         page.wait_for_timeout(300)
-        after = plot.evaluate("p => p.querySelector('.main-svg').parentElement.innerHTML")
+        after = drawing(plot)
         results.append({"label": figure.query_selector("label").inner_text(),
                         "states": options, "changes": after != drawn,
                         "alt": figure.query_selector("[role=group]").get_attribute(
