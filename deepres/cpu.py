@@ -22,6 +22,7 @@ variables), so this is the one place where the pins are set. A variable already 
 wins; ``DEEPRES_NATIVE_CPU=1`` leaves all three alone (the machine's fastest kernels,
 and numbers of its own). The pins only concern the CPU: on a GPU they change nothing.
 """
+import contextlib
 import os
 import platform
 
@@ -61,3 +62,15 @@ def kernels():
     """What decides which CPU kernels run: ATen's instruction set and the three switches
     as they are set (part of every CPU run's cache key)."""
     return [capability()] + [f"{name}={os.environ.get(name, '')}" for name in PINS]
+
+
+@contextlib.contextmanager
+def num_threads(n):
+    """PyTorch's CPU thread count set to ``n`` inside the block, restored after it."""
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

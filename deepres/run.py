@@ -37,6 +37,7 @@ import torch.distributed as dist
 from . import training
 from .budget import PROFILES, get_budget, pick_device
 from .experiments import chapter_runs
+from .cpu import num_threads
 from .training import cache_dir, duration
 
 CHAPTERS = range(1, 8)  # the chapters that train
@@ -94,14 +95,10 @@ def unit_seconds(repeats=9):
     thread, here and now. ``make bench`` prints the same figure."""
     from .measure import step_seconds
     from .models.cifar import resnet_cifar
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with num_threads(1):
         torch.manual_seed(0)
         model = resnet_cifar(56, widths=PROFILES["laptop"].resnet_widths, in_channels=1)
         [seconds] = step_seconds([model], torch.randn(128, 1, 14, 14), repeats=repeats)
-    finally:
-        torch.set_num_threads(threads)
     return seconds
 
 
@@ -121,12 +118,8 @@ def train_in_processes(chapters, budget, jobs):
     each; returns how many runs were trained. The processes' output goes to
     ``prefill-N.log`` in the cache folder; this process reports progress."""
     folder, names = cache_dir(), " ".join(map(str, chapters))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)      # estimate each run as the processes will train it
-    try:
+    with num_threads(1):      # estimate each run as the processes will train it
         todo = plan(chapters, budget, torch.device("cpu"))
-    finally:
-        torch.set_num_threads(threads)
     if not todo:
         print(f"chapters {names}: every run is in {folder}")
         report(folder, chapters, budget, 0, 0, 0.0)
