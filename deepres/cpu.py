@@ -66,8 +66,12 @@ def kernels():
 
 @contextlib.contextmanager
 def num_threads(n):
-    """PyTorch's CPU thread count set to ``n`` inside the block, restored after it."""
+    """PyTorch's CPU thread count set to ``n`` inside the block, restored after it (None:
+    left as it is)."""
     import torch
+    if n is None:
+        yield
+        return
     before = torch.get_num_threads()
     torch.set_num_threads(n)
     try:

@@ -200,35 +200,43 @@ def load(name="fashion-mnist", train_size=0, test_size=0, image_size=None, seed=
 
 
 def _crop_flip_draws(n, generator, padding=4):
-    """The random numbers of one augmented batch: crop offsets and which images flip."""
-    dx = torch.randint(0, 2 * padding + 1, (n,), generator=generator)
-    dy = torch.randint(0, 2 * padding + 1, (n,), generator=generator)
-    return dx, dy, torch.rand(n, generator=generator) < 0.5
+    """The random numbers of one augmented batch, drawn where ``generator`` lives: crop
+    offsets and which images flip."""
+    device = generator.device
+    dx = torch.randint(0, 2 * padding + 1, (n,), generator=generator, device=device)
+    dy = torch.randint(0, 2 * padding + 1, (n,), generator=generator, device=device)
+    return dx, dy, torch.rand(n, generator=generator, device=device) < 0.5
 
 
 def random_crop_flip(x, generator, padding=4):
-    """He et al. (2016) CIFAR augmentation: pad 4, random crop, random horizontal flip."""
-    n, _, h, w = x.shape
+    """He et al. (2016) CIFAR augmentation: pad 4, random crop, random horizontal flip.
+    Everything is computed on ``x``'s device (``generator`` must live there too), so on a
+    GPU the host never waits for it."""
+    n, c, h, w = x.shape
     padded = F.pad(x, (padding,) * 4)
     dx, dy, flip = _crop_flip_draws(n, generator, padding)
-    rows = (dy[:, None] + torch.arange(h))[:, None, :, None]  # (N, 1, H, 1)
-    cols = (dx[:, None] + torch.arange(w))[:, None, None, :]  # (N, 1, 1, W)
-    out = padded[torch.arange(n)[:, None, None, None],
-                 torch.arange(x.shape[1])[None, :, None, None], rows, cols]
-    out[flip] = out[flip].flip(-1)
-    return out
+    arange = lambda k: torch.arange(k, device=x.device)   # noqa: E731
+    rows = (dy[:, None] + arange(h))[:, None, :, None]  # (N, 1, H, 1)
+    cols = (dx[:, None] + arange(w))[:, None, None, :]  # (N, 1, 1, W)
+    out = padded[arange(n)[:, None, None, None], arange(c)[None, :, None, None], rows, cols]
+    return torch.where(flip[:, None, None, None], out.flip(-1), out)
 
 
 def batches(data, batch_size, steps, seed=0, start=0):
     """Yield training batches (x, y) number ``start + 1`` to ``steps``, reshuffling each
     epoch, seeded. The first ``start`` batches are skipped, but their random numbers are
-    drawn all the same: a run resumed at ``start`` sees the batches it would have seen."""
-    g = torch.Generator().manual_seed(seed)
+    drawn all the same: a run resumed at ``start`` sees the batches it would have seen.
+
+    The random numbers are drawn on the device the data lives on (a CUDA generator on a
+    GPU), so the batches are picked and augmented there, with no copy to or from the host
+    and no wait; on the CPU the numbers are those of a CPU generator, as they always were."""
+    device = data.x_train.device
+    g = torch.Generator(device=device).manual_seed(seed)
     n = len(data.y_train)
-    order, pos = torch.randperm(n, generator=g), 0
+    order, pos = torch.randperm(n, generator=g, device=device), 0
     for step in range(steps):
         if pos + batch_size > n:
-            order, pos = torch.randperm(n, generator=g), 0
+            order, pos = torch.randperm(n, generator=g, device=device), 0
         idx = order[pos: pos + batch_size]
         pos += batch_size
         if step < start:
@@ -239,7 +247,6 @@ def batches(data, batch_size, steps, seed=0, start=0):
         if data.augment:
             x = random_crop_flip(x, g)
         yield x, data.y_train[idx]
-
 
 
 def ensure_fashion_mnist():

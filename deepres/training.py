@@ -12,10 +12,13 @@ While it trains, it checkpoints into the cache (at each evaluation, and at least
 runtime whose cache is on Google Drive, resumes from its last checkpoint when it is
 started again, and ends with the same weights and history as if it had never stopped.
 
-On a GPU, the loop keeps each step's loss and error on the device and copies them at
-each evaluation (no wait for the GPU at every step), keeps a dataset that fits on the
-device, and so augments it there. On the CPU this is the same arithmetic: the numbers
-do not change (tested).
+On a GPU, the training step never waits for the device: the loop keeps each step's loss
+and error on the device and copies them at each evaluation, keeps a dataset that fits on
+the device and picks and augments its batches there (``deepres.data.batches``), and the
+optimizer is PyTorch's fused SGD, which checks mixed precision's gradients for infinities
+on the device. cuDNN picks the fastest convolution for each shape
+(``cudnn.benchmark``). On the CPU this is the same arithmetic: the numbers do not change
+(tested).
 
 Under ``torchrun`` (an initialised ``torch.distributed`` process group, see
 ``deepres.run``), the model is wrapped in DistributedDataParallel: every process draws
@@ -23,12 +26,13 @@ the same global batch, trains on its share, and the gradients are averaged, so t
 is the single-process run with the same batch size, to within float rounding.
 BatchNorm is synchronised across processes on GPUs (``SyncBatchNorm``); on CPUs PyTorch
 cannot synchronise it, so a distributed CPU run refuses a model with BatchNorm. Process
-0 writes the cache; the others wait for it.
+0 alone reads the cache and the checkpoint and sends what it found to the others (so all
+decide alike, even on a file system that shows them different files), and process 0
+alone writes; the others wait for it.
 
 ``python -m deepres.run --jobs N`` shares a chapter's runs out between N processes of
 one thread each instead (see ``deepres.run``): it sets :data:`claim`.
 """
-import contextlib
 import copy
 import hashlib
 import inspect
@@ -36,6 +40,7 @@ import json
 import math
 import os
 import time
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,7 +50,7 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from .cpu import kernels
+from .cpu import kernels, num_threads
 from .data import batches
 
 CACHE_ENV = "DEEPRES_CACHE"
@@ -121,18 +126,52 @@ def _library_hash():
 
 
 def _model_fingerprint(model):
-    """Structure, initial weights, and source of any class defined outside this library."""
+    """Structure, initial weights, and the code of any class defined outside this library
+    (a learner's block): its source where Python can find it, and always its methods'
+    compiled code, which changes with the code even for a class defined in a notebook
+    cell, whose source ``inspect`` cannot read."""
     h = hashlib.sha256(repr(model).encode())
     for name, tensor in model.state_dict().items():
         h.update(name.encode())
         h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     for cls in sorted({type(m) for m in model.modules()}, key=lambda c: c.__qualname__):
         if not cls.__module__.startswith(("torch.", "deepres.")):
+            h.update(cls.__qualname__.encode())
             try:
                 h.update(inspect.getsource(cls).encode())
             except (OSError, TypeError):
-                h.update(cls.__qualname__.encode())
+                pass
+            _hash_class_code(cls, h)
     return h.hexdigest()
+
+
+def _hash_class_code(cls, h):
+    """Add the compiled code of ``cls``'s own methods and properties (and of the classes
+    it derives from outside torch and this library) to the hash ``h``."""
+    for base in cls.__mro__:
+        if base is object or base.__module__.startswith(("torch", "deepres.", "builtins")):
+            continue
+        for name, member in sorted(vars(base).items()):
+            if isinstance(member, (staticmethod, classmethod)):
+                member = member.__func__
+            parts = [member.fget, member.fset] if isinstance(member, property) else [member]
+            for part in parts:
+                if isinstance(part, types.FunctionType):
+                    h.update(f"{base.__qualname__}.{name}".encode())
+                    _hash_code(part.__code__, h)
+                    h.update(repr(part.__defaults__).encode())
+
+
+def _hash_code(code, h):
+    h.update(code.co_code)
+    h.update(repr((code.co_names, code.co_varnames)).encode())
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            _hash_code(const, h)
+        elif isinstance(const, frozenset):   # its order changes with the string hash seed
+            h.update(repr(sorted(map(repr, const))).encode())
+        else:
+            h.update(repr(const).encode())
 
 
 @torch.no_grad()
@@ -239,20 +278,11 @@ def learning_rate(step, steps, lr, warmup=0):
     return lr * (0.1 ** ((step >= steps // 2) + (step >= 3 * steps // 4)))
 
 
-@contextlib.contextmanager
 def training_threads(device):
     """On a CPU, train on ``$DEEPRES_THREADS`` threads if it is set (the book's build sets
     1: see _ext/prefill.py), and restore the thread count afterwards."""
     wanted = os.environ.get(THREADS_ENV)
-    if torch.device(device).type != "cpu" or not wanted:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(int(wanted))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+    return num_threads(int(wanted) if wanted and torch.device(device).type == "cpu" else None)
 
 
 def train(make_model, data, *, steps, batch_size=128, lr=0.1, momentum=0.9,
@@ -292,7 +322,7 @@ def _train(make_model, data, *, steps, batch_size, lr, momentum, weight_decay, w
         [config, _model_fingerprint(model), _library_hash()], sort_keys=True
     ).encode()).hexdigest()[:20]
     path = cache_dir() / f"{key}.pt"
-    stored = _load(path, name) if use_cache else None
+    stored = _from_process_0(rank, world, lambda: _load(path, name) if use_cache else None)
     if stored is not None:
         model.load_state_dict(stored["state_dict"])
         run = Run(name, model.to(device), stored["history"], stored["seconds"],
@@ -308,12 +338,15 @@ def _train(make_model, data, *, steps, batch_size, lr, momentum, weight_decay, w
         return None
 
     model.to(device)
+    if device.type == "cuda":   # the batches' shape never changes: time cuDNN's choices once
+        torch.backends.cudnn.benchmark = True
     if _channels_last(device):
         model.to(memory_format=torch.channels_last)
     net = _distribute(model, device) if world > 1 else model   # what trains
     data = _on_device(data, device)
+    # fused on CUDA: one kernel, and GradScaler's infinity check stays on the device
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum,
-                          weight_decay=weight_decay)
+                          weight_decay=weight_decay, fused=device.type == "cuda" or None)
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
     history = {k: [] for k in ("step", "loss", "error", "eval_step", "running_error",
                                "train_loss", "train_error", "test_loss", "test_error")}
@@ -321,7 +354,8 @@ def _train(make_model, data, *, steps, batch_size, lr, momentum, weight_decay, w
                                 eval_every=eval_every, device=device)
     checkpoint = path.with_name(f"{key}.checkpoint.pt")
     done, seconds_before = 0, 0.0
-    state = _load(checkpoint, name) if use_cache else None
+    state = _from_process_0(rank, world,
+                            lambda: _load(checkpoint, name) if use_cache else None)
     if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
@@ -464,6 +498,17 @@ def _process():
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
+
+
+def _from_process_0(rank, world, read):
+    """``read()`` done by process 0, its result sent to every process: one decision for all
+    (two processes reading the cache by themselves could disagree, and then wait for each
+    other for ever in a collective)."""
+    if world == 1:
+        return read()
+    box = [read() if rank == 0 else None]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
 
 
 def _say(rank, text):

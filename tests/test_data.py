@@ -114,6 +114,22 @@ def test_batches_cover_an_epoch_and_are_seeded():
     assert sorted(sum(first, [])) == sorted(data.y_train.tolist())  # 4 x 10 = one epoch
 
 
+def test_batches_are_the_ones_the_book_was_trained_on():
+    """The batches and their augmentation, drawn on the data's device since issue 19, are
+    on the CPU bit for bit those of the earlier code (its digest, recorded before the
+    change): the CPU runs keep their numbers."""
+    import hashlib
+    torch.manual_seed(0)
+    x, y = torch.randn(300, 3, 8, 8), torch.arange(300) % 10
+    for augment, expected in ((True, "77a502c40c88878e"), (False, "a95b4d8e636218ee")):
+        data = data_module.Data("t", x, y, x[:10], y[:10], tuple("abcdefghij"), augment, {})
+        h = hashlib.sha256()
+        for xb, yb in batches(data, 64, 13, seed=3, start=2):
+            h.update(xb.numpy().tobytes())
+            h.update(yb.numpy().tobytes())
+        assert h.hexdigest()[:16] == expected, f"augment={augment}: other batches than before"
+
+
 def test_no_download_when_told_not_to(no_system_data):
     with pytest.raises(DataNotFound, match="download=False"):
         data_module.load_fashion_mnist_raw(download=False)

@@ -91,6 +91,46 @@ def test_ddp_on_two_processes_is_the_single_process_run(cache, tmp_path, monkeyp
     assert worst <= TOLERANCE
 
 
+DECIDE_SCRIPT = """
+import json, os, sys
+import torch.distributed as dist
+rank = int(os.environ["RANK"])
+os.environ["DEEPRES_CACHE"] = os.path.join(sys.argv[1], f"rank{{rank}}")   # its own view
+sys.path.insert(0, {tests!r})
+from helpers import synthetic_data
+from test_distributed import no_bn_model
+from deepres.training import train
+
+dist.init_process_group("gloo")
+run = train(no_bn_model, synthetic_data(), steps=30, batch_size=32, lr=0.05,
+            eval_every=10, seed=2, device="cpu", name="ddp", progress=False)
+json.dump(dict(cached=run.cached, history=run.history),
+          open(os.path.join(sys.argv[1], f"out{{rank}}.json"), "w"))
+dist.destroy_process_group()
+"""
+
+
+def test_process_0_decides_for_all_what_is_in_the_cache(tmp_path, monkeypatch):
+    """Each process sees a cache of its own, as on a file system that shows processes
+    different files: only process 0's holds the run. Both must load it (process 1 must
+    not start training alone and wait for process 0 for ever)."""
+    monkeypatch.setenv(train_module.THREADS_ENV, "1")
+    monkeypatch.setenv(train_module.CACHE_ENV, str(tmp_path / "rank0"))
+    train(no_bn_model, synthetic_data(), steps=30, batch_size=32, lr=0.05, eval_every=10,
+          seed=2, device="cpu", name="one", progress=False)
+    script = tmp_path / "decide.py"
+    script.write_text(DECIDE_SCRIPT.format(tests=str(ROOT / "tests")))
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone",
+         "--nproc_per_node=2", str(script), str(tmp_path)],
+        capture_output=True, text=True, timeout=300, env=env_with_cache(tmp_path / "unused"))
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    out = [json.loads((tmp_path / f"out{r}.json").read_text()) for r in (0, 1)]
+    assert out[0]["cached"] and out[1]["cached"]
+    assert out[0]["history"] == out[1]["history"]
+    assert not list((tmp_path / "rank1").glob("*.pt"))   # process 1 wrote nothing
+
+
 def test_the_command_line_fills_the_cache_the_chapter_reads(cache, monkeypatch):
     result = subprocess.run(
         [sys.executable, "-m", "deepres.run", "--chapter", "2", "--budget", "smoke"],

@@ -98,6 +98,41 @@ def test_cache_key_follows_the_model(cache):
                      progress=False).cached
 
 
+NOTEBOOK_CELL = """
+import torch
+from torch import nn
+
+class Block(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(16, 10))
+
+    def forward(self, x):
+        return self.head(torch.relu(self.conv(x)){extra})
+"""
+
+
+def cell_class(extra):
+    """A class as a notebook cell defines it: its module is ``__main__`` and Python cannot
+    find its source (``inspect.getsource`` fails)."""
+    namespace = {"__name__": "__main__"}
+    exec(compile(NOTEBOOK_CELL.format(extra=extra), "<cell>", "exec"), namespace)
+    return namespace["Block"]
+
+
+def test_a_learner_class_whose_source_cannot_be_read_is_keyed_by_its_code(cache):
+    import inspect
+    first, changed = cell_class(""), cell_class(" * 2")   # only forward() differs
+    with pytest.raises((OSError, TypeError)):
+        inspect.getsource(first)
+    data = synthetic_data()
+    settings = dict(steps=4, batch_size=32, eval_every=4, progress=False)
+    assert not train(first, data, **settings).cached
+    assert train(cell_class(""), data, **settings).cached   # the same code: the same run
+    assert not train(changed, data, **settings).cached     # a fix to forward: a new run
+
+
 def test_divergence_is_reported_clearly(cache):
     with pytest.raises(FloatingPointError, match="learning rate"):
         fit(synthetic_data(), lr=1e6)
