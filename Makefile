@@ -15,7 +15,7 @@ APT    := apt-get -o DPkg::Lock::Timeout=600
 
 export PATH := $(BIN):$(PATH)
 
-.PHONY: book test bench setup data browser learner clean clean-cache
+.PHONY: book test bench gpu-check setup data browser learner clean clean-cache
 
 book: setup data
 	$(BIN)/jupyter-book build . -W -n --keep-going
@@ -62,6 +62,12 @@ data: setup
 # machine: figures printed (and kept in _build/reports/bench.json), nothing asserted.
 bench: setup data
 	$(BIN)/python tools/bench.py --json _build/reports/bench.json
+
+# On a CUDA GPU (at most about 8 minutes, no network): every chapter's gpu-budget network,
+# the host waits of a step, chapter 2's measurements, the command line, a resumed run,
+# DDP; report in _build/reports/gpu-check.{json,md}. The tests run its --dry mode on the CPU.
+gpu-check: setup
+	$(BIN)/python tools/gpu_check.py --out _build/reports
 
 learner: setup
 	$(BIN)/python tools/learner.py

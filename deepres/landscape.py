@@ -10,6 +10,8 @@ is then evaluated at theta + a d (1D) or theta + a d1 + b d2 (2D).
 import torch
 import torch.nn.functional as F
 
+from .measure import on_model_device
+
 
 def filter_normalized_direction(model, generator=None):
     """{parameter name: direction tensor}: Gaussian noise, each filter (a slice along
@@ -32,7 +34,9 @@ def filter_normalized_direction(model, generator=None):
 def loss_at(model, directions, coordinates, x, y):
     """The cross-entropy of ``model`` on (x, y), in evaluation mode, at the weights
     theta + sum_i c_i * directions[i] for each tuple ``c`` in ``coordinates``; a list
-    of floats. The model's weights are restored afterwards."""
+    of floats. The model's weights are restored afterwards. ``x`` and ``y`` are moved to
+    the model's device."""
+    x, y = on_model_device(model, x, y)
     params = dict(model.named_parameters())
     theta = {name: p.detach().clone() for name, p in params.items()}
     model.eval()

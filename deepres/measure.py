@@ -101,17 +101,20 @@ def output_stds(model, x, modules=None):
     return [stds[m] for m in modules]
 
 
-def train_step_memory(model_code, input_shape, repeats=3):
-    """Peak memory and time of forward + backward passes, measured in a fresh Python
-    process (tracemalloc does not see torch's memory). On Linux the process's peak
-    resident memory is reset just before the passes; elsewhere it is the lifetime peak.
+def train_step_memory(model_code, input_shape, repeats=3, device="cpu"):
+    """Peak memory and time of forward + backward passes on ``device``, measured in a
+    fresh Python process. On the CPU: the process's resident memory (tracemalloc does not
+    see torch's memory); on Linux its peak is reset just before the passes, elsewhere it
+    is the lifetime peak. On a CUDA GPU: the CUDA allocator's peak, reset just before the
+    passes, and times with the GPU synchronised (``peak_mb`` then counts the GPU memory
+    the process holds once the model and the batch are there).
 
     ``model_code`` is a Python expression that builds the model, with everything in
     ``deepres.models`` in scope, e.g. ``"densenet_bc_cifar(40)"``, or a model itself
     (saved to a temporary file that the fresh process loads). Returns
-    ``dict(peak_mb, step_mb, seconds)``: the process's peak resident memory, the part of
-    it added by the passes, and the median time of one pass (the first pass is slower:
-    to compare times, prefer :func:`step_seconds`, which measures in one process).
+    ``dict(peak_mb, step_mb, seconds, device)``: the peak memory, the part of it added by
+    the passes, the median time of one pass (the first pass is slower: to compare times,
+    prefer :func:`step_seconds`, which measures in one process), and what measured.
     """
     import json
     import subprocess
@@ -123,7 +126,7 @@ def train_step_memory(model_code, input_shape, repeats=3):
             torch.save(model_code, f)
         try:
             return train_step_memory(f"torch.load({f.name!r}, weights_only=False)",
-                                     input_shape, repeats)
+                                     input_shape, repeats, device)
         finally:
             os.unlink(f.name)
     script = f"""
@@ -143,10 +146,19 @@ def memory():
         return peak, peak
 
 
+def sync():
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 torch.manual_seed(0)
 torch.set_num_threads({torch.get_num_threads()})
-model = {model_code}
-x = torch.randn{tuple(input_shape)}
+device = torch.device({str(torch.device(device))!r})
+model = ({model_code}).to(device)
+x = torch.randn{tuple(input_shape)}.to(device)
+if device.type == "cuda":
+    torch.cuda.reset_peak_memory_stats(device)
+    memory = lambda: (torch.cuda.memory_allocated(device), torch.cuda.max_memory_allocated(device))
 try:  # reset the peak to the current resident memory (Linux)
     open("/proc/self/clear_refs", "w").write("5")
 except OSError:
@@ -155,12 +167,15 @@ before, _ = memory()
 times = []
 for _ in range({repeats}):
     model.zero_grad(set_to_none=True)
+    sync()
     start = time.perf_counter()
     model(x).sum().backward()
+    sync()
     times.append(time.perf_counter() - start)
 _, peak = memory()
+what = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
 print(json.dumps(dict(peak_mb=peak / 2**20, step_mb=(peak - before) / 2**20,
-                      seconds=sorted(times)[len(times) // 2])))
+                      seconds=sorted(times)[len(times) // 2], device=what)))
 """
     try:  # a few seconds on a laptop; ten minutes means the process hangs
         result = subprocess.run([sys.executable, "-c", script], capture_output=True,
@@ -175,20 +190,29 @@ print(json.dumps(dict(peak_mb=peak / 2**20, step_mb=(peak - before) / 2**20,
 
 def step_seconds(models, x, repeats=3):
     """Median time of one forward + backward pass of each model on ``x``, measured in
-    this process, the models taking turns (so that a change in the machine's load
-    affects all of them alike), after one untimed pass each."""
+    this process on the device each model is on (``x`` is copied there first; on a GPU
+    the clock waits for the device), the models taking turns (so that a change in the
+    machine's load affects all of them alike), after one untimed pass each."""
     import time
 
     def step(model):
+        xm = on_model_device(model, x)
         model.zero_grad(set_to_none=True)
+        _sync(xm.device)
         start = time.perf_counter()
-        model(x).sum().backward()
+        model(xm).sum().backward()
+        _sync(xm.device)
         return time.perf_counter() - start
 
     for model in models:
         step(model.train())
     times = [[step(model) for model in models] for _ in range(repeats)]
     return [sorted(column)[len(column) // 2] for column in zip(*times)]
+
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def default_init(model):

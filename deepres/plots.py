@@ -61,3 +61,31 @@ def cost_shares(rows, title=""):
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+DATASET_TITLES = {"fashion-mnist": "Fashion-MNIST", "cifar10": "CIFAR-10"}
+
+
+def dataset_title(data):
+    """The dataset's usual name, e.g. 'CIFAR-10', for titles and text."""
+    return DATASET_TITLES.get(data.name, data.name)
+
+
+def class_examples(data):
+    """The first training image of each class, with the class name above it: grey images
+    in grey levels, colour images in colour (each rescaled to its own range, since the
+    images are normalised)."""
+    fig, axes = plt.subplots(1, len(data.classes), figsize=(12, 1.7), squeeze=False)
+    for label, ax in enumerate(axes[0]):
+        index = int((data.y_train == label).nonzero()[0, 0])
+        image = data.x_train[index].permute(1, 2, 0).float()
+        image = (image - image.min()) / (image.max() - image.min()).clamp(min=1e-12)
+        if image.shape[-1] == 1:
+            ax.imshow(image.squeeze(-1).numpy(), cmap="gray")
+        else:
+            ax.imshow(image.numpy())
+        ax.set_title(data.classes[label], fontsize=8)
+        ax.axis("off")
+    fig.suptitle(dataset_title(data), fontsize=9)
+    fig.tight_layout()
+    return fig

@@ -1,8 +1,14 @@
 """Train chapters' runs outside the notebooks, into the run cache the book reads.
 
     python -m deepres.run --chapter 2 --budget paper            # one GPU (or the CPU)
-    torchrun --nproc_per_node=4 -m deepres.run --chapter 2 --budget paper   # 4 GPUs
+    python -m deepres.run --chapter 1 2 3 --budget gpu --jobs auto  # every GPU: runs side by side
+    torchrun --nproc_per_node=4 -m deepres.run --chapter 2 --budget paper   # 4 GPUs, one run
     python -m deepres.run --chapter 1 2 3 4 5 6 7 --jobs auto   # every core of a CPU
+
+Which way to use several GPUs: the chapters train 4 to 26 independent runs each, so
+``--jobs`` (one process a GPU, each training whole runs) is close to N times as fast on
+one machine. ``torchrun`` splits every batch of 128 over the GPUs and synchronises
+BatchNorm at every layer: worth it only for one long run that must finish sooner.
 
 Each run is trained with ``deepres.train``, exactly as the page trains it, so the page
 then loads it from the cache instead of training. Under ``torchrun`` (one process per
@@ -20,6 +26,11 @@ by side instead: N processes of one thread each, the longest runs first. A run's
 depend on the thread count (the sums are split differently), not on the number of
 processes: with one thread per run they are the same on any number of cores. Building
 the book does this first (``_ext/prefill.py``), with ``--jobs auto``: one process per core.
+On CUDA GPUs ``--jobs`` starts one process per GPU (``auto``: every GPU it may use), each
+seeing one GPU, with PyTorch's own thread count.
+
+The dataset is found or downloaded once, before any other process starts (under
+``torchrun``: by process 0 of each machine, while the others wait).
 """
 import argparse
 import contextlib
@@ -36,6 +47,7 @@ import torch.distributed as dist
 
 from . import training
 from .budget import PROFILES, get_budget, pick_device
+from .data import load_cifar10_raw, load_fashion_mnist_raw
 from .experiments import chapter_runs
 from .cpu import num_threads
 from .training import cache_dir, duration
@@ -62,6 +74,34 @@ def start_distributed():
     return torch.device("cpu")
 
 
+def fetch_data(budget):
+    """Find or download the budget's dataset once, before the processes that train read
+    it: under ``torchrun`` process 0 of each machine does (``LOCAL_RANK`` 0), the others
+    wait for it, so that no two processes unpack into the same folder at once."""
+    if int(os.environ.get("LOCAL_RANK", "0")) == 0:
+        (load_cifar10_raw if budget.dataset == "cifar10" else load_fashion_mnist_raw)()
+    if dist.is_initialized():
+        dist.barrier()
+
+
+def gpus():
+    """The CUDA GPUs this process may use, as ``CUDA_VISIBLE_DEVICES`` names them."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible:
+        return [v.strip() for v in visible.split(",") if v.strip()]
+    return [str(i) for i in range(torch.cuda.device_count())]
+
+
+def worker_env(i, device, folder):
+    """The environment of ``--jobs``' process ``i``: the shared cache; on CUDA, one GPU
+    of its own (the i-th visible one, in turn if there are more processes than GPUs)."""
+    env = dict(os.environ, DEEPRES_CACHE=str(folder.resolve()))
+    if torch.device(device).type == "cuda":
+        names = gpus()
+        env["CUDA_VISIBLE_DEVICES"] = names[i % len(names)]
+    return env
+
+
 def cores():
     """The CPU cores this process may use."""
     if hasattr(os, "sched_getaffinity"):   # Linux: what the process is allowed
@@ -72,7 +112,12 @@ def cores():
 def plan(chapters, budget, device):
     """The runs of these chapters that are not in the cache: {cache key: estimated
     seconds}. Nothing is trained."""
-    todo = {}
+    return _plan(chapters, budget, device)[0]
+
+
+def _plan(chapters, budget, device):
+    """(the runs not in the cache: {cache key: estimated seconds}, how many runs in all)."""
+    todo, total = {}, 0
 
     def note(key, estimate):
         if key not in todo:          # chapters share runs: each is planned once
@@ -83,10 +128,27 @@ def plan(chapters, budget, device):
     try:
         with contextlib.redirect_stdout(io.StringIO()):   # the cached runs' summaries
             for chapter in chapters:
-                chapter_runs(chapter, budget, device)
+                total += len(chapter_runs(chapter, budget, device))
     finally:
         training.claim = None
-    return todo
+    return todo, total
+
+
+def preview(chapter, budget, device):
+    """Say, before a chapter trains anything, what it will train and about how long that
+    takes here: the sum of the estimates (from a few timed steps) of its runs that are not
+    in the run cache. Returns those seconds."""
+    todo, total = _plan([chapter], budget, device)
+    if not todo:
+        print(f"This chapter's {total} training runs ({budget.name} budget) are all in the "
+              f"run cache: they load in seconds.")
+    else:
+        print(f"This chapter trains {total} runs ({budget.name} budget): "
+              f"{total - len(todo)} are in the run cache, {len(todo)} to train on "
+              f"{torch.device(device).type}, about {duration(sum(todo.values()))} here (the "
+              f"sum of their estimates from timed steps; your exercises' runs not counted).",
+              flush=True)
+    return sum(todo.values())
 
 
 def unit_seconds(repeats=9):
@@ -113,26 +175,28 @@ def share_out(todo, jobs):
     return shares
 
 
-def train_in_processes(chapters, budget, jobs):
-    """Train the chapters' runs that are not cached in ``jobs`` processes of one thread
-    each; returns how many runs were trained. The processes' output goes to
-    ``prefill-N.log`` in the cache folder; this process reports progress."""
+def train_in_processes(chapters, budget, jobs, device=torch.device("cpu")):
+    """Train the chapters' runs that are not cached in ``jobs`` processes (on a CPU, of one
+    thread each; on CUDA, one GPU each); returns how many runs were trained. The
+    processes' output goes to ``prefill-N.log`` in the cache folder; this process reports
+    progress."""
     folder, names = cache_dir(), " ".join(map(str, chapters))
-    with num_threads(1):      # estimate each run as the processes will train it
-        todo = plan(chapters, budget, torch.device("cpu"))
+    on_cpu = device.type == "cpu"
+    with num_threads(1 if on_cpu else None):   # estimate each run as it will be trained
+        todo = plan(chapters, budget, device)
     if not todo:
         print(f"chapters {names}: every run is in {folder}")
         report(folder, chapters, budget, 0, 0, 0.0)
         return 0
     jobs = min(jobs, len(todo))
-    unit = unit_seconds()
-    work = sum(todo.values()) / unit
-    print(f"chapters {names}: {len(todo)} runs to train into {folder}: about {work:,.0f} "
-          f"steps' work of the laptop ResNet-56 on one thread (one takes "
-          f"{1000 * unit:.0f} ms here), in {jobs} process(es) of one thread each: about "
+    unit = unit_seconds() if on_cpu else None
+    work = sum(todo.values()) / unit if on_cpu else 0.0
+    size = (f"about {work:,.0f} steps' work of the laptop ResNet-56 on one thread (one "
+            f"takes {1000 * unit:.0f} ms here), in {jobs} process(es) of one thread each"
+            if on_cpu else f"in {jobs} process(es), one GPU each")
+    print(f"chapters {names}: {len(todo)} runs to train into {folder}: {size}: about "
           f"{duration(sum(todo.values()) / jobs)} by the estimates", flush=True)
     folder.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, DEEPRES_CACHE=str(folder.resolve()))
     start, workers = time.time(), []
     with tempfile.TemporaryDirectory() as tmp:
         for i, keys in enumerate(share_out(todo, jobs)):
@@ -143,7 +207,8 @@ def train_in_processes(chapters, budget, jobs):
             command = [sys.executable, "-m", "deepres.run", "--budget", budget.name,
                        "--chapter", *map(str, chapters), "--worker", keys_file]
             workers.append((subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                             stdin=subprocess.DEVNULL, env=env), log))
+                                             stdin=subprocess.DEVNULL,
+                                             env=worker_env(i, device, folder)), log))
         done = 0
         while any(w.poll() is None for w, _ in workers):
             time.sleep(2)
@@ -161,7 +226,7 @@ def train_in_processes(chapters, budget, jobs):
     print(f"chapters {names}: {len(todo)} runs trained in "
           f"{duration(time.time() - start)} by {jobs} process(es)", flush=True)
     report(folder, chapters, budget, len(todo), jobs, time.time() - start,
-           work=work, unit_ms=1000 * unit)
+           work=work, unit_ms=1000 * unit if on_cpu else None)
     return len(todo)
 
 
@@ -182,8 +247,9 @@ def main(argv=None):
     parser.add_argument("--budget", choices=list(PROFILES), default=None,
                         help="default: $DEEPRES_BUDGET, else gpu on CUDA, laptop elsewhere")
     parser.add_argument("--jobs", default=None,
-                        help="on a CPU: train the runs in this many processes of one thread "
-                             "each ('auto': one per core). Default: in this process")
+                        help="train the runs side by side in this many processes: on a CPU of "
+                             "one thread each ('auto': one per core), on CUDA of one GPU each "
+                             "('auto': one per GPU). Default: in this process")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)  # used by --jobs
     args = parser.parse_args(argv)
     if args.jobs is not None and args.jobs != "auto" and not args.jobs.isdigit() \
@@ -196,7 +262,8 @@ def main(argv=None):
     quiet = rank != 0 or args.worker is not None
     budget = get_budget(args.budget, device=device, verbose=not quiet)
     if args.worker is not None:      # one of --jobs' processes: train the runs it was given
-        torch.set_num_threads(1)
+        if device.type == "cpu":
+            torch.set_num_threads(1)
         with open(args.worker) as f:
             mine = set(json.load(f))
         training.claim = lambda key, estimate: key in mine
@@ -205,11 +272,14 @@ def main(argv=None):
         return {}
     if device.type == "cpu":   # one thread a run, as the book's runs (deepres.training)
         os.environ.setdefault(training.THREADS_ENV, "1")
-    if args.jobs is not None and device.type == "cpu" and not dist.is_initialized():
-        jobs = cores() if args.jobs == "auto" else int(args.jobs)
-        train_in_processes(args.chapter, budget, jobs)
+    fetch_data(budget)
+    if args.jobs is not None and device.type in ("cpu", "cuda") and not dist.is_initialized():
+        auto = cores() if device.type == "cpu" else len(gpus())
+        jobs = auto if args.jobs == "auto" else int(args.jobs)
+        train_in_processes(args.chapter, budget, jobs, device)
     elif args.jobs is not None and rank == 0:
-        print(f"--jobs is for CPUs: training on {device} in this process", flush=True)
+        print(f"--jobs is for CPUs and CUDA GPUs, not under torchrun: training on {device} "
+              f"in this process", flush=True)
     runs = {}
     try:
         for chapter in args.chapter:

@@ -7,7 +7,8 @@ input the model receives before stopping the pass (meta tensors hold no values).
 import pytest
 import torch
 
-from deepres.measure import layer_grad_norms, output_stds
+from deepres.landscape import filter_normalized_direction, loss_at
+from deepres.measure import layer_grad_norms, output_stds, step_seconds
 from deepres.models import plain
 
 
@@ -30,7 +31,9 @@ def meta_model():
 @pytest.mark.parametrize("measure", [
     lambda model, x, y: layer_grad_norms(model, x, y),
     lambda model, x, y: output_stds(model, x),
-], ids=["layer_grad_norms", "output_stds"])
+    lambda model, x, y: step_seconds([model], x),
+    lambda model, x, y: loss_at(model, [filter_normalized_direction(model)], [(0.5,)], x, y),
+], ids=["layer_grad_norms", "output_stds", "step_seconds", "loss_at"])
 def test_measurements_move_the_data_to_the_models_device(measure):
     model, seen = meta_model()
     x, y = torch.randn(4, 1, 14, 14), torch.arange(4)

@@ -1,66 +1,58 @@
-"""Estimate how long each chapter's training takes with the `gpu` budget, from FLOPs.
+"""Estimate how long each chapter's training takes with the `gpu` budget on a T4.
 
-No GPU is lent to this project, so this is arithmetic, not a measurement: the training
-FLOPs of every run a chapter makes (3 x the forward pass per training image, the
-backward pass counted as twice the forward; plus the evaluations), divided by a
-throughput. On a real GPU the notebooks print their own estimate, from timed steps.
+No GPU has measured these networks yet (``make gpu-check`` does, where one is lent), so
+this is arithmetic, not a measurement:
 
-    python tools/gpu_estimate.py [TFLOPS]
+    python tools/gpu_estimate.py [budget]
 
-TFLOPS is the effective training throughput to assume. By default it is derived from a
-published measurement on a GPU of the T4's generation (Turing): Lambda Labs trained
-David Page's ResNet-9 on CIFAR-10 for 24 epochs in 131 s on an RTX 2080 Ti, in fp16
-("ResNet9: train to 94% CIFAR10 accuracy in 100 seconds with a single Turing GPU").
-Its FLOPs, counted here, give the 2080 Ti's effective throughput on a CIFAR ResNet; a T4
-is taken to sustain T4_SHARE of it (40 against 68 streaming multiprocessors, and lower
-clocks under its 70 W limit: an assumption, not a measurement). The networks are the
-chapters' own, built with the library and the budget's widths; a chapter that reuses
-another's runs through the run cache in the book is counted in full, as in a fresh
-Colab runtime.
+**Which runs.** Every run a chapter trains in a fresh Colab runtime: the runs of
+``deepres.experiments.chapter_runs`` (recorded by calling it with a recorder in place of
+``train``, so nothing is left out or counted twice), each chapter counted in full even
+where the book shares runs between chapters through the run cache, plus the runs of the
+pages' own code listed in ``EXTRA`` (chapter 3's exercise, chapter 8's transfer runs).
+
+**How long a step takes.** A roofline with three parts, for the training step of batch B:
+
+* compute: 3 x the forward FLOPs (the backward pass counted as twice the forward) at
+  ``reference_tflops()``, the throughput a published measurement on a GPU of the T4's
+  generation gives for a CIFAR ResNet, scaled to a T4 (see ``reference_tflops``);
+* memory: every activation (the output of every layer: convolution, BatchNorm, ReLU...)
+  written and read about ``PASSES`` times in a step, 2 bytes each (fp16), at
+  ``BANDWIDTH``. These networks are thin (16 to 64 channels), so BatchNorm and ReLU,
+  which only move memory, take much of the time;
+* launch: PyTorch's Python side issues about ``OPS_PER_LAYER`` kernels a layer a step,
+  each taking ``SECONDS_PER_OP`` of the CPU. The GPU works while the CPU issues, so a
+  step takes the longer of (compute + memory) and launch.
+
+The estimate is that; the bracket printed beside it goes from compute alone (the method
+of this tool's first version, which the memory and launch parts showed to be 2-4x too
+optimistic for thin networks) to compute + memory + launch with no overlap. The
+constants are assumptions from the T4's data sheet, not measurements: expect the truth
+within the bracket, and prefer any figure a GPU measured (the chapters print their own
+estimate, from timed steps, before they train; ``make gpu-check`` writes one per network).
 """
 import sys
 from pathlib import Path
 from types import SimpleNamespace
+from unittest import mock
 
 import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from deepres import experiments  # noqa: E402
 from deepres.budget import PROFILES  # noqa: E402
-from deepres.experiments import (RACE_SEEDS, bottleneck_networks,  # noqa: E402
-                                 densenet_networks, race_budget, race_networks,
-                                 resnext_networks, vgg_networks)
 from deepres.measure import count_flops  # noqa: E402
-from deepres.models import PreActBlock, plain, resnet_cifar  # noqa: E402
+from deepres.models import resnet_cifar  # noqa: E402
 from deepres.training import TRAIN_EVAL_SIZE, n_evaluations  # noqa: E402
 
-
-CIFAR10 = SimpleNamespace(shape=(3, 32, 32), classes=tuple(range(10)))  # what the nets see
-
-
-def chapter_networks(b):
-    """Each chapter's networks for budget ``b``, as the chapters build them (CIFAR-10),
-    with the budget each trains under (the budget's own, or the race's) and how many
-    seeds (chapter 7: its pre-activation networks and its race; the ResNet-56 and
-    plain-56 it studies are chapter 3's)."""
-    cifar = [(build, depth) for build in (plain, resnet_cifar) for depth in (20, 56)]
-    race, seeds = race_budget(b), len(b.seeds)
-    return {
-        "1 VGG": [(make(), b, seeds) for make in vgg_networks(b, CIFAR10).values()],
-        "2 degradation": [(plain(d, widths=b.resnet_widths), b, seeds) for d in (20, 56)],
-        "3 residual": [(build(d, widths=b.resnet_widths), b, seeds) for build, d in cifar],
-        "4 bottleneck": [(make(), b, seeds)
-                         for make in bottleneck_networks(b, CIFAR10).values()],
-        "5 ResNeXt": [(make(), b, seeds) for make in resnext_networks(b, CIFAR10).values()],
-        "6 DenseNet": [(make(), b, seeds) for make in densenet_networks(b, CIFAR10).values()],
-        "7 why": [(resnet_cifar(56, widths=b.resnet_widths, block=PreActBlock,
-                                final_norm=True), b, seeds)]
-                 + [(make(), race, len(RACE_SEEDS))
-                    for make in race_networks(b, CIFAR10).values()],
-    }
-
-
-T4_SHARE = 0.36  # (40 SMs x ~1.1 GHz under load) / (68 SMs x ~1.8 GHz): an assumption
+T4_SHARE = 0.36        # (40 SMs x ~1.1 GHz under load) / (68 SMs x ~1.8 GHz): an assumption
+BANDWIDTH = 220e9      # bytes/s: 70% of the T4's 320 GB/s
+PASSES = 6             # times each activation is written or read in a training step
+SECONDS_PER_OP = 15e-6  # CPU time to issue one kernel from PyTorch (Colab's slow vCPUs)
+OPS_PER_LAYER = 4      # kernels a layer a step: forward, two backward, optimiser's share
+CHAPTERS = {1: "1 VGG", 2: "2 degradation", 3: "3 residual", 4: "4 bottleneck",
+            5: "5 ResNeXt", 6: "6 DenseNet", 7: "7 why", 8: "8 practice"}
 
 
 def resnet9():
@@ -85,39 +77,132 @@ def resnet9():
 
 
 def reference_tflops(seconds=131, epochs=24):
-    """Effective training throughput of the 2080 Ti measurement, scaled to a T4."""
+    """Effective training throughput on a T4, from Lambda Labs' measurement: David Page's
+    ResNet-9 trained on CIFAR-10 for 24 epochs in 131 s on an RTX 2080 Ti in fp16
+    ("ResNet9: train to 94% CIFAR10 accuracy in 100 seconds with a single Turing GPU"),
+    its FLOPs counted here, times T4_SHARE. A wide network: its time is mostly compute."""
     flops = 3 * count_flops(resnet9(), torch.randn(1, 3, 32, 32)) * 50_000 * epochs
     return flops / seconds / 1e12 * T4_SHARE
 
 
-def estimates(tflops=None, budget="gpu"):
-    """{chapter: (training PFLOP, minutes)} for ``budget``, at ``tflops`` (default: the
-    reference measurement's throughput scaled to a T4)."""
+_profiles = {}
+
+
+@torch.no_grad()
+def profile(model, image_shape):
+    """(forward FLOPs, activation elements, layers) of ``model`` for one image."""
+    key = (repr(model), tuple(image_shape))
+    if key not in _profiles:
+        _profiles[key] = _profile(model, image_shape)
+    return _profiles[key]
+
+
+def _profile(model, image_shape):
+    x = torch.randn(1, *image_shape)
+    leaves = [m for m in model.modules() if not list(m.children())]
+    elements = []
+    handles = [m.register_forward_hook(lambda m, i, o: elements.append(o.numel()))
+               for m in leaves]
+    try:
+        flops = count_flops(model, x)
+    finally:
+        for h in handles:
+            h.remove()
+    return flops, sum(elements), len(leaves)
+
+
+def run_seconds(model, image_shape, steps, batch_size, eval_every, tflops):
+    """(low, estimate, high) seconds of one run: see the module's docstring."""
+    flops, elements, layers = profile(model, image_shape)
+    compute = 3 * flops * batch_size / (tflops * 1e12)
+    memory = PASSES * 2 * elements * batch_size / BANDWIDTH
+    launch = OPS_PER_LAYER * layers * SECONDS_PER_OP
+    images = n_evaluations(steps, eval_every) * (10_000 + TRAIN_EVAL_SIZE)
+    evaluation = images * (flops / (tflops * 1e12) + 2 * 2 * elements / BANDWIDTH)
+    return (steps * compute + evaluation / 2,
+            steps * max(compute + memory, launch) + evaluation,
+            steps * (compute + memory + launch) + evaluation)
+
+
+def recorded_runs(budget):
+    """{chapter: [(model, image shape, steps, batch size, eval_every, name)]}: what
+    ``chapter_runs`` trains on ``budget``, recorded without data or training."""
+    fake = SimpleNamespace(name=budget.dataset, classes=tuple(range(10)),
+                           shape=(3, 32, 32) if budget.dataset == "cifar10" else (1, 28, 28))
+    if budget.resnet_image_size and budget.dataset != "cifar10":
+        small = SimpleNamespace(**vars(fake))
+        small.shape = (1, budget.resnet_image_size, budget.resnet_image_size)
+    else:
+        small = fake
+    runs = []
+
+    def record(make_model, data, *, steps, batch_size=128, eval_every=100, name="run", **_):
+        runs.append((make_model(), data.shape, steps, batch_size, eval_every, name))
+
+    def load(name, image_size=None, **_):
+        return small if image_size else fake
+
+    table = {}
+    with mock.patch.object(experiments, "train", record), \
+            mock.patch.object(experiments, "load", load):
+        for chapter in range(1, 8):
+            runs = []
+            experiments.chapter_runs(chapter, budget, "cpu")
+            table[chapter] = runs
+    return table
+
+
+def extra_runs(budget):
+    """The runs the pages train with their own code (not in ``chapter_runs``), on the
+    `gpu` budget: chapter 3's exercise (your block in a ResNet-56, one seed); chapter 8's
+    source network (ResNet-20, the budget's steps), its four transfer variants for every
+    seed and the exercise's two label counts for one seed (a quarter of the steps each),
+    and the ImageNet ResNet-18 at 112x112, as a probe and fine-tuned (a quarter)."""
+    w, s, b = budget.resnet_widths, budget.steps, budget.batch_size
+    image = (3, 32, 32)
+    resnet20 = resnet_cifar(20, widths=w, num_classes=5)
+    quarter = max(1, s // 4)
+    transfers = 4 * len(budget.seeds) + 2 * 4
+    imagenet = nn.Sequential(nn.Upsample(size=112, mode="bilinear"),
+                             __import__("torchvision").models.resnet18(num_classes=10))
+    return {3: [(resnet_cifar(56, widths=w), image, s, b, budget.eval_every,
+                 "your block in a ResNet-56")],
+            8: [(resnet20, image, s, b, budget.eval_every, "source task")]
+               + [(resnet20, image, quarter, b, quarter, "a transfer run")] * transfers
+               + [(imagenet, image, quarter, b, quarter, "ImageNet ResNet-18")] * 2}
+
+
+def estimates(budget="gpu", tflops=None):
+    """{chapter: dict(runs, pflop, low, minutes, high)}: minutes on a T4 with ``budget``."""
     tflops = tflops or reference_tflops()
     b = PROFILES[budget]
-    x = torch.randn(1, 3, 32, 32)
-    eval_images = 10_000 + TRAIN_EVAL_SIZE
+    table = recorded_runs(b)
+    for chapter, runs in extra_runs(b).items():
+        table.setdefault(chapter, []).extend(runs)
     rows = {}
-    for chapter, networks in chapter_networks(b).items():
-        flops = 0.0
-        for model, run, seeds in networks:
-            forward = count_flops(model, x)
-            flops += seeds * forward * (3 * run.batch_size * run.steps
-                                        + n_evaluations(run.steps, run.eval_every) * eval_images)
-        rows[chapter] = (flops / 1e15, flops / (tflops * 1e12) / 60)
+    for chapter, runs in sorted(table.items()):
+        seconds = [run_seconds(m, shape, steps, batch, every, tflops)
+                   for m, shape, steps, batch, every, _ in runs]
+        pflop = sum(3 * profile(m, shape)[0] * batch * steps
+                    for m, shape, steps, batch, _, _ in runs) / 1e15
+        low, mid, high = (sum(t[i] for t in seconds) / 60 for i in range(3))
+        rows[CHAPTERS[chapter]] = dict(runs=len(runs), pflop=pflop, low=low, minutes=mid,
+                                       high=high)
     return rows
 
 
-def main(tflops=None, budget="gpu"):
-    tflops = tflops or reference_tflops()
+def main(budget="gpu"):
+    tflops = reference_tflops()
     b = PROFILES[budget]
     print(f"budget {budget}: {b.steps} steps of batch {b.batch_size}, seeds {b.seeds}; "
-          f"{tflops:.1f} TFLOPS effective")
-    rows = estimates(tflops, budget)
-    for chapter, (pflop, minutes) in rows.items():
-        print(f"chapter {chapter:<14} {pflop:7.2f} PFLOP  {minutes:6.1f} min")
-    print(f"all chapters          {sum(m for _, m in rows.values()):6.1f} min")
+          f"on a T4 by estimate: {tflops:.1f} TFLOPS, {BANDWIDTH / 1e9:.0f} GB/s, "
+          f"{1e6 * SECONDS_PER_OP:.0f} us a kernel launch")
+    rows = estimates(budget, tflops)
+    for chapter, r in rows.items():
+        print(f"chapter {chapter:<14} {r['runs']:3} runs {r['pflop']:7.2f} PFLOP  about "
+              f"{r['minutes']:5.1f} min ({r['low']:.1f} to {r['high']:.1f})")
+    print(f"all chapters      about {sum(r['minutes'] for r in rows.values()):6.1f} min")
 
 
 if __name__ == "__main__":
-    main(*(float(a) for a in sys.argv[1:2]))
+    main(*sys.argv[1:2])
