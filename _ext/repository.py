@@ -58,3 +58,26 @@ def book_url(url=None):
         return os.environ["DEEPRES_BOOK_URL"].rstrip("/") + "/"
     owner, name = github_path(url or repository_url()).split("/")
     return f"https://{owner.lower()}.github.io/{name}/"
+
+
+LIBRARY = ("deepres", "pyproject.toml")   # what a learner notebook's install cell installs
+
+
+def library_commit():
+    """The commit whose library the learner notebooks install: ``DEEPRES_REPOSITORY_COMMIT``,
+    else the last commit that changed the library (``deepres/``, ``pyproject.toml``), so
+    that the notebooks change only when the library does. A test checks that the library
+    at that commit is the working tree's."""
+    if os.environ.get("DEEPRES_REPOSITORY_COMMIT"):
+        return os.environ["DEEPRES_REPOSITORY_COMMIT"]
+    import subprocess
+    try:
+        found = subprocess.run(["git", "log", "-1", "--format=%H", "--", *LIBRARY], cwd=ROOT,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError) as error:
+        raise RuntimeError(f"the learner notebooks pin the library's commit, and git could "
+                           f"not tell it ({error}); set DEEPRES_REPOSITORY_COMMIT") from None
+    if not found:
+        raise RuntimeError("no commit of the library found in this repository's history; "
+                           "set DEEPRES_REPOSITORY_COMMIT")
+    return found

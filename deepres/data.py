@@ -95,12 +95,14 @@ def _locate(dirs, names):
 
 def _missing(what, tried, error):
     places = "\n  ".join(str(p) for p in tried)
+    debian = ("on Debian/Ubuntu run `sudo apt-get install dataset-fashion-mnist`; or "
+              if what == "Fashion-MNIST" else "")
     return DataNotFound(
         f"{what} is not on this machine and could not be downloaded ({error}).\n"
         f"Looked in:\n  {places}\n"
-        f"Fix: on Debian/Ubuntu run `sudo apt-get install dataset-fashion-mnist`; or copy the "
-        f"files into one of those folders; or point {ENV_VAR} at a folder that has them; "
-        f"or run once with internet access so torchvision can download them."
+        f"Fix: {debian}copy the files into one of those folders; or point {ENV_VAR} at a "
+        f"folder that has them; or run once with internet access so torchvision can "
+        f"download them."
     )
 
 

@@ -255,3 +255,23 @@ def test_more_processes_than_gpus_is_refused_with_what_to_do(monkeypatch):
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     with pytest.raises(SystemExit, match=r"2 GPU\(s\).*--nproc_per_node=2"):
         run.start_distributed()
+
+
+def test_jobs_on_gpus_give_each_process_one_gpu_of_its_own(monkeypatch, tmp_path):
+    from deepres.run import worker_env
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,5")
+    seen = [worker_env(i, "cuda", tmp_path)["CUDA_VISIBLE_DEVICES"] for i in range(3)]
+    assert seen == ["2", "5", "2"]           # in turn when there are more processes
+    cpu = worker_env(0, "cpu", tmp_path)
+    assert cpu["CUDA_VISIBLE_DEVICES"] == "2,5" and cpu[train_module.CACHE_ENV] == str(tmp_path)
+
+
+def test_only_the_first_process_of_a_machine_fetches_the_data(monkeypatch):
+    import deepres.run as run_module
+    fetched = []
+    monkeypatch.setattr(run_module, "load_fashion_mnist_raw", lambda: fetched.append("f"))
+    monkeypatch.setattr(run_module, "load_cifar10_raw", lambda: fetched.append("c"))
+    for local_rank, budget in (("1", "laptop"), ("0", "laptop"), ("0", "gpu")):
+        monkeypatch.setenv("LOCAL_RANK", local_rank)
+        run_module.fetch_data(get_budget(budget, verbose=False))
+    assert fetched == ["f", "c"]

@@ -34,13 +34,34 @@ def markdown_of(md):
     return "\n".join(c.source for c in notebook.cells if c.cell_type == "markdown")
 
 
+def pinned(md):
+    """The commit the committed learner notebook's install cell installs."""
+    return learner.pinned_commit(nbformat.read(md.with_suffix(".ipynb"), as_version=4))
+
+
 @pytest.mark.parametrize("md", CHAPTERS, ids=IDS)
 def test_committed_notebook_is_in_sync(md):
     committed = md.with_suffix(".ipynb")
     assert committed.is_file(), f"run `make learner` to create {committed.name}"
     assert committed.read_text() == learner.render(
-        learner.learner_notebook(md, book_values(md))), (
+        learner.learner_notebook(md, book_values(md), pinned(md))), (
         f"{committed.name} is out of date: run `make learner`")
+
+
+@pytest.mark.parametrize("md", CHAPTERS, ids=IDS)
+def test_the_notebook_installs_the_library_it_was_made_with(md):
+    """The install cell pins a commit, and the library at that commit (deepres/ and
+    pyproject.toml) is this working tree's: the notebook and the library cannot drift
+    apart. After a change to the library: commit it, then `make learner`, and commit."""
+    import subprocess
+    commit = pinned(md)
+    assert commit and len(commit) == 40, "the install cell pins no commit"
+    known = subprocess.run(["git", "cat-file", "-e", f"{commit}^{{commit}}"], cwd=ROOT)
+    assert known.returncode == 0, f"{md.stem}: pins {commit[:10]}, not in this repository"
+    diff = subprocess.run(["git", "diff", "--stat", commit, "--", "deepres", "pyproject.toml"],
+                          cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert not diff, (f"the library changed since {commit[:10]}, which {md.stem}'s install "
+                      f"cell installs: commit the library, then `make learner`\n{diff}")
 
 
 @pytest.mark.parametrize("md", CHAPTERS, ids=IDS)
@@ -111,7 +132,7 @@ def test_code_cells_are_the_chapters_minus_solutions(md):
     expected = [c.source for c in jupytext.read(md).cells
                 if c.cell_type == "code" and c.source not in solutions
                 and "book-only" not in c.metadata.get("tags", [])]
-    assert code[0] == learner.install_cell().source
+    assert code[0] == learner.install_cell(pinned(md)).source
     assert code[1:] == expected
 
 
@@ -156,9 +177,9 @@ def test_no_myst_markup_left_for_colab(md):
 
 
 def test_install_cell_uses_the_configured_repository():
-    source = learner.install_cell().source
-    assert f'REPOSITORY = "{learner.repository_url()}"' in source and "git+{REPOSITORY}" in source
-    assert 'find_spec("deepres") is None' in source
+    source = learner.install_cell("0" * 40).source
+    assert f'REPOSITORY = "{learner.repository_url()}"' in source
+    assert f'COMMIT = "{"0" * 40}"' in source and "git+{REPOSITORY}@{COMMIT}" in source
 
 
 @pytest.mark.parametrize("markdown, problem", [

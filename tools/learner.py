@@ -24,7 +24,7 @@ from pybtex.database import parse_file
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "_ext"))
-from repository import book_url, repository_url  # noqa: E402
+from repository import book_url, library_commit, repository_url  # noqa: E402
 
 EXECUTED = ROOT / "_build" / "jupyter_execute"  # where `make book` leaves the executed pages
 BOOK_MARK = "<sup>†</sup>"
@@ -212,32 +212,63 @@ class Converter:
         raise UnknownMarkup(f"unknown directive {{{name}}}")
 
 
-INSTALL = '''# Installs this course's library where it is missing (as in Colab). It leaves
-# the runtime's own torch alone. On your own machine, `make book` has installed it.
-import importlib.util, re, subprocess, sys
+INSTALL = '''# Installs this course's library, at the commit this notebook was made with, where it
+# is missing or another version is there (as in Colab). It leaves the runtime's own torch
+# alone. In a clone of the course, `make book` has installed it: that one stays.
+import importlib.metadata, json, re, subprocess, sys
 REPOSITORY = "{url}"
-if importlib.util.find_spec("deepres") is None:
-    pip = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet",
-                          "--disable-pip-version-check", f"git+{{REPOSITORY}}"],
-                         capture_output=True, text=True)
-    if pip.returncode != 0:
+COMMIT = "{commit}"
+
+
+def installed_commit():
+    """The installed library's commit; "local" for a clone's own install; None if none."""
+    try:
+        text = importlib.metadata.distribution("deepres").read_text("direct_url.json")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    return json.loads(text or "{{}}").get("vcs_info", {{}}).get("commit_id", "local")
+
+
+found = installed_commit()
+if found not in (COMMIT, "local"):
+    def pip(*args):
+        return subprocess.run([sys.executable, "-m", "pip", *args, "--quiet",
+                               "--disable-pip-version-check"], capture_output=True, text=True)
+    if found is not None:   # another version of the library: replace it
+        pip("uninstall", "--yes", "deepres")
+    result = pip("install", f"git+{{REPOSITORY}}@{{COMMIT}}")
+    if result.returncode != 0:
         class InstallFailed(Exception):
             def _render_traceback_(self):  # the message only, no traceback
                 return str(self).splitlines()
-        lines = [line.strip() for line in re.sub(r"\\x1b\\[[0-9;]*m", "", pip.stderr).splitlines()]
+        lines = [line.strip() for line in re.sub(r"\\x1b\\[[0-9;]*m", "", result.stderr).splitlines()]
         said = ([line for line in lines if line.startswith("fatal:")]  # git's reason
                 + [line for line in lines if line.startswith("ERROR:")] + lines[-1:] + ["?"])
         raise InstallFailed(
-            f"Could not install the course library from {{REPOSITORY}}.\\n"
+            f"Could not install the course library from {{REPOSITORY}} (commit {{COMMIT[:10]}}).\\n"
             f"pip said: {{said[0]}}\\n"
             "What to do: check that this runtime is connected to the internet and that "
             "the address above opens in a browser, then run this cell again. On your own "
             "machine, clone the repository and run `make book` instead.")
-    print(f"Installed the course library from {{REPOSITORY}}.")'''
+    print(f"Installed the course library from {{REPOSITORY}} at commit {{COMMIT[:10]}}.")
+    if "deepres" in sys.modules:
+        print("An older version was already imported: restart the session (Runtime > "
+              "Restart session), then run the notebook from the top.")'''
 
 
-def install_cell():
-    return nbformat.v4.new_code_cell(INSTALL.format(url=repository_url()))
+def install_cell(commit=None):
+    """The install cell, pinned to ``commit`` (default: the library's last commit)."""
+    return nbformat.v4.new_code_cell(INSTALL.format(url=repository_url(),
+                                                    commit=commit or library_commit()))
+
+
+def pinned_commit(notebook):
+    """The commit a learner notebook's install cell installs."""
+    for cell in notebook.cells:
+        found = re.search(r'^COMMIT = "([0-9a-f]+)"', cell.source, re.M)
+        if cell.cell_type == "code" and found:
+            return found.group(1)
+    return None
 
 
 def intro_cell(md_path, values):
@@ -259,9 +290,10 @@ def intro_cell(md_path, values):
         f"interrupted then resumes from its last checkpoint.*")
 
 
-def learner_notebook(md_path, values=None):
+def learner_notebook(md_path, values=None, commit=None):
     """The learner's notebook of one chapter, as an nbformat notebook, with the glued
-    ``values`` of the executed chapter (default: read from the book's build)."""
+    ``values`` of the executed chapter (default: read from the book's build), installing
+    the library at ``commit`` (default: the library's last commit)."""
     if values is None:
         values = glued_values(EXECUTED / "chapters" / md_path.with_suffix(".ipynb").name)
     chapter = jupytext.read(md_path)
@@ -284,7 +316,7 @@ def learner_notebook(md_path, values=None):
                                                    if tags else {}))
     if converter.in_solution:
         raise UnknownMarkup(f"{md_path.name}: a solution-start has no solution-end")
-    cells[1:1] = [intro_cell(md_path, values), install_cell()]
+    cells[1:1] = [intro_cell(md_path, values), install_cell(commit)]
     for number, cell in enumerate(cells):
         cell["id"] = f"cell-{number}"
     notebook = nbformat.v4.new_notebook(cells=cells, metadata={
