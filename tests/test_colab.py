@@ -1,9 +1,15 @@
 """The learner's path, tested in a runtime built like Colab's, not like the book's.
 
-The environment (``_build/colab-venv``) has torch and torchvision installed before the
-course library, as Colab does (the pinned pair from this machine's disk), ipywidgets
-7.x as Colab ships, Jupyter's kernel and notebook runner, and nothing of the book's
-toolchain: no Jupyter Book, no myst-nb, no deepres.
+The environment is Colab's own stack, from Colab's published list (``COLAB`` below, the one
+place to change when Colab updates): its Python (3.13, pyenv's here), torch and
+torchvision installed before the course library as Colab has them, ipywidgets,
+ipykernel, IPython, numpy and matplotlib at Colab's versions, and nothing of the book's
+toolchain: no Jupyter Book, no myst-nb, no deepres. Added only to run the notebooks:
+nbclient and nbformat (Colab runs them its own way), tqdm (Colab's has its own version;
+any recent one). The environment is made once per machine, under the machine's cache
+folder (``~/.cache/deepres/colab-runtime``), and again when the list changes: measured
+here, about 2.5 minutes cold (torch 2.11.0 and its CUDA libraries, 5 GB, from the package
+registry), a second warm.
 
 Each learner notebook then runs top to bottom with the smoke budget, both as a learner
 who has not solved the exercises meets it and as one who has, in one pass
@@ -23,6 +29,7 @@ Python elsewhere); nbval runs the chapters themselves.
 
 The timings go to ``_build/reports/colab.json``.
 """
+import glob
 import hashlib
 import json
 import os
@@ -30,6 +37,8 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+from types import SimpleNamespace
 
 import nbformat
 import pytest
@@ -41,33 +50,63 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 import learner  # noqa: E402
 
-VENV = ROOT / "_build" / "colab-venv"
+# Colab's runtime, from its published list (googlecolab/backend-info, pip-freeze.gpu.txt
+# and os-info, 2026-08): Python 3.13; what it has before a learner's notebook runs.
+COLAB = dict(python="3.13", packages=[
+    "torch==2.11.0", "torchvision==0.26.0", "ipywidgets==7.7.1", "ipykernel==6.17.1",
+    "ipython==7.34.0", "numpy==2.1.3", "matplotlib==3.10.0"])
+HARNESS = ["nbclient==0.11.0", "nbformat", "tqdm"]   # to run the notebooks here
+PREINSTALLED = COLAB["packages"] + HARNESS
+VENV = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "deepres" / "colab-runtime"
 PYTHON = VENV / "bin" / "python"
-# What a Colab runtime has before the learner's notebook runs (torch first, as in Colab).
-PREINSTALLED = ["torch==2.14.1", "torchvision==0.29.1", "ipywidgets==7.7.1",
-                "ipykernel==7.4.0", "nbclient==0.11.0", "nbformat", "matplotlib==3.11.2",
-                "numpy==2.4.6", "tqdm==4.70.1"]
 REPORT = ROOT / "_build" / "reports" / "colab.json"
 
-# Imports torchvision's FashionMNIST lazily and tells it the MD5 sums of the files that
-# the test's server sends (Debian's recompressed copies of the originals).
+# Imports torchvision's datasets lazily and tells them the MD5 sums of the files that the
+# test's server sends: for FashionMNIST, Debian's recompressed copies of the originals;
+# for CIFAR10, with $DEEPRES_TEST_CIFAR (a JSON file of sums), the test's fixture, asked
+# for by http:// (the server stands in for the internet as an HTTP proxy; the real
+# address is https://, which a proxy only tunnels).
 SITECUSTOMIZE = '''
-import importlib.abc, importlib.util, sys
+import importlib.abc, importlib.util, json, os, sys
 MD5 = {md5!r}
+
+
+def _fashion(module):
+    module.FashionMNIST.resources = [(f, MD5[f]) for f, _ in module.FashionMNIST.resources]
+
+
+def _cifar(module):
+    if not os.environ.get("DEEPRES_TEST_CIFAR"):
+        return
+    sums = json.load(open(os.environ["DEEPRES_TEST_CIFAR"]))
+    c = module.CIFAR10
+    c.url = c.url.replace("https://", "http://")
+    c.tgz_md5 = sums[c.filename]
+    c.train_list = [[f, sums[f]] for f, _ in c.train_list]
+    c.test_list = [[f, sums[f]] for f, _ in c.test_list]
+    c.meta = dict(c.meta, md5=sums[c.meta["filename"]])
+
+
+PATCHES = {{"torchvision.datasets.mnist": _fashion, "torchvision.datasets.cifar": _cifar}}
+
 
 class _ExpectServedFiles(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path, target=None):
-        if name != "torchvision.datasets.mnist":
+        if name not in PATCHES or getattr(self, "busy", False):
             return None
-        sys.meta_path.remove(self)
-        spec = importlib.util.find_spec(name)
+        self.busy = True
+        try:
+            spec = importlib.util.find_spec(name)
+        finally:
+            self.busy = False
         run = spec.loader.exec_module
 
         def exec_module(module):
             run(module)
-            module.FashionMNIST.resources = [(f, MD5[f]) for f, _ in module.FashionMNIST.resources]
+            PATCHES[name](module)
         spec.loader.exec_module = exec_module
         return spec
+
 
 sys.meta_path.insert(0, _ExpectServedFiles())
 '''
@@ -86,12 +125,17 @@ def _run(*args, **kwargs):
 def colab_python():
     """The Colab-like environment, made once (and again when its list changes)."""
     stamp = VENV / ".preinstalled"
-    if not (PYTHON.exists() and stamp.is_file() and stamp.read_text() == "\n".join(PREINSTALLED)):
+    wanted = "\n".join([COLAB["python"]] + PREINSTALLED)
+    if not (PYTHON.exists() and stamp.is_file() and stamp.read_text() == wanted):
         shutil.rmtree(VENV, ignore_errors=True)
-        _run(_base_python(), "-m", "venv", VENV)
+        _run(_colab_base_python(), "-m", "venv", VENV)
+        # torch first, alone, as Colab has it; then the rest, which must not replace it
+        _run(PYTHON, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+             *COLAB["packages"][:2])
         _run(PYTHON, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
              *PREINSTALLED)
-        stamp.write_text("\n".join(PREINSTALLED))
+        stamp.write_text(wanted)
+    _run(PYTHON, "-m", "pip", "uninstall", "--yes", "--quiet", "deepres")   # as Colab: none
     md5 = {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in DEBIAN.glob("*.gz")}
     site = Path(_run(PYTHON, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])")
                 .stdout.strip())
@@ -99,14 +143,24 @@ def colab_python():
     return PYTHON
 
 
-def _base_python():
-    """The Python the project's .venv was made from (not the .venv itself)."""
-    return getattr(sys, "_base_executable", None) or shutil.which("python3")
+def _colab_base_python():
+    """A Python of Colab's version: on PATH, or one of pyenv's."""
+    version = COLAB["python"]
+    found = shutil.which(f"python{version}")
+    candidates = ([found] if found else []) + sorted(
+        glob.glob(str(Path.home() / ".pyenv" / "versions" / f"{version}.*" / "bin" /
+                      f"python{version}")), reverse=True)
+    for candidate in candidates:
+        if subprocess.run([candidate, "-c", "pass"], capture_output=True).returncode == 0:
+            return candidate
+    pytest.fail(f"the Colab-like runtime needs Python {version}, as Colab has: install it "
+                f"(for example `pyenv install {version}`)")
 
 
 @pytest.fixture(scope="session")
 def published(tmp_path_factory):
-    """The working tree as a git repository on disk: the stand-in for the published one."""
+    """The working tree as a git repository on disk: the stand-in for the published one
+    (its URL). A second commit, ``later``, changes the library (``deepres.LATER``)."""
     repo = tmp_path_factory.mktemp("published")
     files = _run("git", "ls-files", "--cached", "--others", "--exclude-standard",
                  cwd=ROOT).stdout.split()
@@ -115,10 +169,18 @@ def published(tmp_path_factory):
             (repo / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / name, repo / name)
     _run("git", "init", "--quiet", "--initial-branch=main", repo)
-    _run("git", "-C", repo, "add", "--all")
-    _run("git", "-C", repo, "-c", "user.name=test", "-c", "user.email=test@localhost",
-         "commit", "--quiet", "--message", "published")
-    return f"file://{repo}"
+
+    def commit(message):
+        _run("git", "-C", repo, "add", "--all")
+        _run("git", "-C", repo, "-c", "user.name=test", "-c", "user.email=test@localhost",
+             "commit", "--quiet", "--message", message)
+        return _run("git", "-C", repo, "rev-parse", "HEAD").stdout.strip()
+
+    first = commit("published")
+    with open(repo / "deepres" / "__init__.py", "a") as f:
+        f.write("\nLATER = True\n")
+    later = commit("a later version of the library")
+    return SimpleNamespace(url=f"file://{repo}", commit=first, later=later)
 
 
 def run_in_colab(python, notebooks, tmp_path, proxy_url):
@@ -139,10 +201,12 @@ def run_in_colab(python, notebooks, tmp_path, proxy_url):
     return [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
 
 
-def learner_notebooks_for(url, tmp_path, monkeypatch):
-    """Each chapter's learner notebook, made for the repository ``url`` (with the book's
-    numbers of the committed notebook), each check run unsolved, then solved."""
-    monkeypatch.setenv("DEEPRES_REPOSITORY_URL", url)
+def learner_notebooks_for(published, tmp_path, monkeypatch):
+    """Each chapter's learner notebook, made for the repository ``published`` (with the
+    book's numbers of the committed notebook, installing its first commit), each check run
+    unsolved, then solved."""
+    monkeypatch.setenv("DEEPRES_REPOSITORY_URL", published.url)
+    monkeypatch.setenv("DEEPRES_REPOSITORY_COMMIT", published.commit)
     monkeypatch.setenv("DEEPRES_BOOK_URL", "https://book.example/")
     paths = []
     for md in learner.chapters():
@@ -169,8 +233,12 @@ def test_the_runtime_is_built_like_colab(colab_python):
              "[m for m in ('jupyter_book', 'myst_nb', 'deepres') if u.find_spec(m)])")
     widgets, torch_version, book_toolchain = _run(colab_python, "-c", probe,
                                                   cwd="/").stdout.split(" ", 2)
-    assert widgets.startswith("7.") and torch_version.startswith("2.14.1")
+    versions = dict(p.split("==") for p in COLAB["packages"])
+    assert widgets == versions["ipywidgets"]
+    assert torch_version.split("+")[0] == versions["torch"]
     assert book_toolchain.strip() == "[]"
+    python = _run(colab_python, "-c", "import sys; print(sys.version)").stdout
+    assert python.startswith(COLAB["python"] + "."), python
 
 
 def test_every_learner_notebook_runs_in_colab(colab_python, published, tmp_path, monkeypatch):
@@ -196,7 +264,8 @@ def test_every_learner_notebook_runs_in_colab(colab_python, published, tmp_path,
             assert error["ename"] == "CheckFailed" and "not done yet" in error["evalue"]
             shown = "\n".join(error["traceback"])
             assert "Traceback" not in shown and "deepres" not in shown and ".py" not in shown
-        assert f"Installed the course library from {published}" in result["stdout"]
+        assert (f"Installed the course library from {published.url} at commit "
+                f"{published.commit[:10]}") in result["stdout"]
     # the data came through torchvision's download, from the stand-in for the internet
     assert sorted(set(server.served)) == sorted(files)
     # installing the library neither replaced nor added a torch
@@ -219,3 +288,75 @@ def test_install_cell_fails_with_a_message_not_a_traceback(colab_python, tmp_pat
     assert "pip said: fatal: '/nonexistent/deep-residual-networks' does not appear" in shown
     assert "Traceback" not in shown and 'File "' not in shown
     assert "next" not in result["stdout"]
+
+
+def test_a_runtime_with_another_version_gets_the_notebooks_own(colab_python, published,
+                                                                tmp_path, monkeypatch):
+    """Colab keeps what a runtime installed: a learner who opens a notebook of another
+    release gets the library that notebook was made with, not the one already there."""
+    _run(colab_python, "-m", "pip", "install", "--quiet", f"git+{published.url}@{published.later}")
+    monkeypatch.setenv("DEEPRES_REPOSITORY_URL", published.url)
+    probe = ("import importlib.metadata as m, json, deepres; print(json.loads(m.distribution("
+             "'deepres').read_text('direct_url.json'))['vcs_info']['commit_id'], "
+             "hasattr(deepres, 'LATER'))")
+    notebook = nbformat.v4.new_notebook(cells=[learner.install_cell(published.commit),
+                                               nbformat.v4.new_code_cell(probe)])
+    path = tmp_path / "install.ipynb"
+    nbformat.write(notebook, path)
+    env = dict(os.environ, PATH=f"{colab_python.parent}:/usr/bin:/bin", HOME=str(tmp_path))
+    client_code = ("import nbformat, sys; from nbclient import NotebookClient; "
+                   "nb = nbformat.read(sys.argv[1], as_version=4); "
+                   "NotebookClient(nb, kernel_name='python3').execute(); "
+                   "print(''.join(o.get('text', '') for c in nb.cells if c.cell_type == 'code' "
+                   "for o in c.outputs))")
+    shown = _run(colab_python, "-c", client_code, path, env=env, cwd=tmp_path).stdout
+    assert f"at commit {published.commit[:10]}" in shown
+    assert f"{published.commit} False" in shown      # the notebook's version, imported
+    _run(colab_python, "-m", "pip", "uninstall", "--yes", "--quiet", "deepres")
+
+
+def cifar_archive(folder):
+    """A CIFAR-10 archive as torchvision downloads it (cifar-10-python.tar.gz, holding
+    cifar-10-batches-py/), made from the tests' fixture; and the MD5 sums of it and of
+    each file in it."""
+    import tarfile
+    from helpers import write_cifar_fixture
+    inner = folder / "src" / "cifar-10-batches-py"
+    write_cifar_fixture(inner, per_batch=20, n_test=10)
+    archive = folder / "cifar-10-python.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(inner, arcname="cifar-10-batches-py")
+    sums = {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in [archive, *inner.iterdir()]}
+    (folder / "sums.json").write_text(json.dumps(sums))
+    return archive, folder / "sums.json"
+
+
+def test_the_gpu_learners_cifar10_comes_through_torchvisions_download(colab_python, tmp_path):
+    """The `gpu` budget's first data cell on a fresh Colab runtime: the library's loader
+    finds no CIFAR-10, torchvision downloads it (from the stand-in for the internet),
+    and the loader reads the pickles; with the download failing, a clear message."""
+    archive, sums = cifar_archive(tmp_path)
+    code = ("from deepres.data import load\n"
+            "try:\n"
+            "    data = load('cifar10')\n"
+            "    print('loaded', tuple(data.x_train.shape), tuple(data.x_test.shape), data.classes[0])\n"
+            "except Exception as error:\n"
+            "    print(type(error).__name__, error)\n")
+    shown = {}
+    for case, files in (("served", {archive.name: archive}), ("unreachable", {})):
+        home = tmp_path / f"home-{case}"
+        home.mkdir()
+        with FileServer(files) as server:
+            env = {"PATH": f"{colab_python.parent}:/usr/bin:/bin", "HOME": str(home),
+                   "http_proxy": server.url, "PYTHONPATH": str(ROOT), "LANG": "C.UTF-8",
+                   "DEEPRES_TEST_CIFAR": str(sums)}
+            shown[case] = _run(colab_python, "-c", code, env=env, cwd=tmp_path).stdout
+            served = list(server.served)
+        if case == "served":
+            assert set(served) == {archive.name}   # (torchvision asks twice: redirects, then the file)
+    assert "loaded (100, 3, 32, 32) (10, 3, 32, 32) airplane" in shown["served"], shown
+    failed = shown["unreachable"]
+    assert failed.startswith("DataNotFound CIFAR-10 is not on this machine and could not "
+                             "be downloaded"), failed
+    assert "cifar-10-batches-py" in failed and "DEEPRES_DATA" in failed
+    assert "dataset-fashion-mnist" not in failed   # no Debian package has CIFAR-10

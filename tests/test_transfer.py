@@ -2,6 +2,7 @@
 freezing, new heads, few-label tasks and the four transfer variants."""
 import os
 import urllib.error
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -152,3 +153,42 @@ def test_the_gpu_path_imagenet_to_cifar_runs_on_a_cpu(tmp_path, monkeypatch, cap
     probe = runs["linear probe"].model
     assert {n for n, p in probe.named_parameters() if p.requires_grad} == {"1.fc.weight",
                                                                            "1.fc.bias"}
+
+
+def test_cifar_for_imagenet_weights_is_normalised_as_their_transforms_say(tmp_path):
+    import sys
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
+    import torchvision
+    from helpers import write_cifar_fixture
+
+    from deepres.transfer import for_weights
+    written = write_cifar_fixture(tmp_path / "cifar-10-batches-py", per_batch=4)
+    weights = torchvision.models.ResNet18_Weights.DEFAULT
+    data = for_weights(weights, root=tmp_path, download=False)
+    first = torch.as_tensor(written["data_batch_1"]["data"][0].reshape(3, 32, 32)).float() / 255
+    mean = torch.tensor(weights.transforms().mean).view(3, 1, 1)
+    std = torch.tensor(weights.transforms().std).view(3, 1, 1)
+    assert torch.allclose(data.x_train[0], (first - mean) / std)
+    assert data.x_train.shape == (20, 3, 32, 32) and data.augment
+
+
+def test_a_converged_linear_probe_fits_what_its_features_separate():
+    """Features that separate the classes linearly: the fitted probe makes no training
+    error, whatever the scale of the features (an SGD schedule might not get there)."""
+    from deepres.transfer import fit_linear_probe
+    torch.manual_seed(0)
+
+    class Backbone(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 3)
+
+        def forward(self, x):
+            return self.fc(100 * x.flatten(1))   # large, unnormalised features
+
+    y = torch.arange(60) % 3
+    x = torch.nn.functional.one_hot(y, 4).float() + 0.1 * torch.randn(60, 4)
+    data = SimpleNamespace(x_train=x.view(60, 1, 2, 2), y_train=y,
+                           x_test=x.view(60, 1, 2, 2), y_test=y, classes=("a", "b", "c"))
+    result = fit_linear_probe(Backbone(), data)
+    assert result["train_error"] == 0 and result["test_error"] == 0

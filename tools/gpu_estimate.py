@@ -155,14 +155,15 @@ def recorded_runs(budget):
 def extra_runs(budget):
     """The runs the pages train with their own code (not in ``chapter_runs``), on the
     `gpu` budget: chapter 3's exercise (your block in a ResNet-56, one seed); chapter 8's
-    source network (ResNet-20, the budget's steps), its four transfer variants for every
-    seed and the exercise's two label counts for one seed (a quarter of the steps each),
-    and the ImageNet ResNet-18 at 112x112, as a probe and fine-tuned (a quarter)."""
+    source network (ResNet-20, the budget's steps), its four transfer variants at two
+    learning rates for every seed and the exercise's two label counts for one seed (a
+    quarter of the steps each), and the ImageNet ResNet-18 at 112x112, as a probe and
+    fine-tuned (a quarter)."""
     w, s, b = budget.resnet_widths, budget.steps, budget.batch_size
     image = (3, 32, 32)
     resnet20 = resnet_cifar(20, widths=w, num_classes=5)
     quarter = max(1, s // 4)
-    transfers = 4 * len(budget.seeds) + 2 * 4
+    transfers = 4 * 2 * len(budget.seeds) + 2 * 4 * 2
     imagenet = nn.Sequential(nn.Upsample(size=112, mode="bilinear"),
                              __import__("torchvision").models.resnet18(num_classes=10))
     return {3: [(resnet_cifar(56, widths=w), image, s, b, budget.eval_every,

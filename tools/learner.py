@@ -287,7 +287,10 @@ def intro_cell(md_path, values):
         f"Google Drive and point the cache there before that cell:* "
         f"`from google.colab import drive; drive.mount(\"/content/drive\")`, then "
         f"`%env DEEPRES_CACHE=/content/drive/MyDrive/deepres-cache`. *A long run that is "
-        f"interrupted then resumes from its last checkpoint.*")
+        f"interrupted then resumes from its last checkpoint. Cached runs are keyed by "
+        f"everything that decides their numbers, the torch version and the library's source "
+        f"among them: after a Colab update of torch, or with the notebooks of a new release "
+        f"of the course, they are trained again.*")
 
 
 def learner_notebook(md_path, values=None, commit=None):
