@@ -28,6 +28,16 @@ def raises(*args):
     raise ValueError("a bug in the answer")
 
 
+def swallows_the_time_limit(*args):
+    """An endless loop inside a bare ``except:``, which catches whatever interrupts it."""
+    while True:
+        try:
+            while True:
+                pass
+        except:  # noqa: E722 (the learner's code)
+            pass
+
+
 # What a broken answer returns instead of the right value, for each kind of answer.
 BAD_VALUES = {
     "none": lambda right: None,
@@ -41,7 +51,8 @@ BAD_VALUES = {
     "huge": lambda right: torch.zeros(10 ** 7),
     "noisy": lambda right: right + torch.rand_like(right) if isinstance(right, torch.Tensor) else right + 1,
 }
-BAD_CALLS = {"endless loop": endless, "raises": raises}
+BAD_CALLS = {"endless loop": endless, "raises": raises,
+             "swallows the time limit": swallows_the_time_limit}
 
 
 class Wrapped(nn.Module):
@@ -144,10 +155,152 @@ def test_every_checker_of_the_course_is_here():
 
 @pytest.mark.parametrize("checker, kind", CASES, ids=[f"{c}-{k}" for c, k in CASES])
 def test_a_bad_answer_is_rejected_cleanly(checker, kind, monkeypatch):
-    if kind == "endless loop":
+    if kind in ("endless loop", "swallows the time limit"):
         monkeypatch.setattr(core, "TIME_LIMIT", FAST)
     check, answers = CHECKERS[checker]
     with pytest.raises(CheckFailed) as error:
         check(answers[kind])
     message = str(error.value)
     assert message.strip() and "Traceback" not in message
+
+
+# --- each known mistake, rejected on every seed -----------------------------------------
+# The cases a checker draws change with its seed; the fixed cases it always runs must
+# catch each mistake below whatever the seed draws (seen accepted by luck before: issue 22).
+
+def _bottleneck_params(c, p, s, projection):
+    convs, bns = c * p + 9 * p * p + p * 4 * p, 2 * (p + p + 4 * p)
+    return convs + bns + (c * 4 * p + 2 * 4 * p if projection else 0)
+
+
+def _scaled(p, d):
+    """``d`` with each filter at the norm of ``p``'s."""
+    return d * (p.detach().flatten(1).norm(dim=1) / d.flatten(1).norm(dim=1)).view(
+        -1, *[1] * (p.dim() - 1))
+
+
+def _direction(noise):
+    return lambda model, g: {n: _scaled(p, noise(p, g)) if p.dim() > 1 else torch.zeros_like(p)
+                             for n, p in model.named_parameters()}
+
+
+def _per_input_channel(model, g):
+    out = {}
+    for n, p in model.named_parameters():
+        d = torch.randn(p.shape, generator=g)
+        if p.dim() > 2:
+            out[n] = d * (p.detach().flatten(2).norm(dim=2) / d.flatten(2).norm(dim=2)).view(
+                *p.shape[:2], *[1] * (p.dim() - 2))
+        else:
+            out[n] = _scaled(p, d) if p.dim() == 2 else torch.zeros_like(p)
+    return out
+
+
+def _grouped(call, padding=None):
+    def fn(x, conv):
+        parts = zip(x.chunk(conv.groups, 1), conv.weight.chunk(conv.groups, 0))
+        return torch.cat([call(xg, wg, stride=conv.stride,
+                               padding=conv.padding if padding is None else padding)
+                          for xg, wg in parts], 1)
+    return fn
+
+
+def _with_groups(call):
+    return lambda x, conv: call(x, conv.weight, None, conv.stride, conv.padding, 1, conv.groups)
+
+
+class _CeilTransition(Transition):
+    def __init__(self, c_in, c_out):
+        super().__init__(c_in, c_out)
+        self.pool = nn.AvgPool2d(2, stride=2, ceil_mode=True)
+
+
+def _frozen_up_to(model, up_to):
+    frozen = ("conv1", "bn1", *[f"layer{i}" for i in range(1, int(up_to[-1]) + 1)])
+    for n, p in model.named_parameters():
+        p.requires_grad_(not n.startswith(frozen))
+    return model
+
+
+def _new_head(model, n):
+    model.fc = nn.Linear(model.fc.in_features, n)
+    return model
+
+
+def _counts_buffers(model):
+    params = list(model.parameters())
+    return (sum(p.numel() for p in params) + sum(b.numel() for b in model.buffers()),
+            sum(p.numel() for p in params if p.requires_grad))
+
+
+def _mistakes():
+    import copy
+
+    import torch.nn.functional as F
+    import torchvision
+
+    from deepres.checks import practice, why
+    conv2d = F.conv2d   # a conv2d imported before the check (the check cannot swap it)
+    return {
+        "bottleneck_params ignores the stride": (bottleneck.bottleneck_params,
+            lambda c, p, s: _bottleneck_params(c, p, s, c != 4 * p)),
+        "bottleneck_params projects only for a stride": (bottleneck.bottleneck_params,
+            lambda c, p, s: _bottleneck_params(c, p, s, s != 1)),
+        "transition_channels rounds the parts separately": (densenet.transition_channels,
+            lambda c, n, k, t: int(c * t) + int(n * k * t)),
+        "transition_channels divides by int(1/compression)": (densenet.transition_channels,
+            lambda c, n, k, t: (c + n * k) // int(1 / t)),
+        "transition_channels assumes compression 0.5": (densenet.transition_channels,
+            lambda c, n, k, t: (c + n * k) // 2),
+        "make_features ignores in_channels": (vgg.make_features,
+            lambda config, c: make_features(config, 3)),
+        "grouped_conv hard-codes padding 1": (resnext.grouped_conv, _grouped(F.conv2d, 1)),
+        "grouped_conv calls torch.conv2d with groups": (resnext.grouped_conv,
+                                                        _with_groups(torch.conv2d)),
+        "grouped_conv calls an imported conv2d with groups": (resnext.grouped_conv,
+                                                              _with_groups(conv2d)),
+        "transition_layer pools with ceil_mode": (densenet.transition_layer, _CeilTransition),
+        "random_direction ignores the generator": (why.random_direction,
+            _direction(lambda p, g: torch.randn_like(p))),
+        "random_direction uses the global seed": (why.random_direction,
+            _direction(lambda p, g: torch.randn(p.shape))),
+        "random_direction draws uniform noise": (why.random_direction,
+            _direction(lambda p, g: torch.rand(p.shape, generator=g) - 0.5)),
+        "random_direction returns ones": (why.random_direction,
+            _direction(lambda p, g: torch.ones(p.shape))),
+        "random_direction repeats one filter's noise": (why.random_direction,
+            _direction(lambda p, g: torch.randn(1, *p.shape[1:], generator=g).expand(p.shape)
+                       .clone())),
+        "random_direction negates the weights": (why.random_direction,
+            _direction(lambda p, g: -p.detach().clone())),
+        "random_direction normalises each input channel": (why.random_direction,
+                                                           _per_input_channel),
+        "replace_head also freezes the backbone": (practice.replace_head,
+            lambda m, n: _new_head(m.requires_grad_(False), n)),
+        "replace_head switches to evaluation mode": (practice.replace_head,
+            lambda m, n: _new_head(m, n).eval()),
+        "replace_head returns the head": (practice.replace_head,
+            lambda m, n: nn.Linear(m.fc.in_features, n)),
+        "freeze_up_to freezes a copy": (practice.freeze_up_to,
+            lambda m, up_to: _frozen_up_to(copy.deepcopy(m), up_to)),
+        "freeze_up_to freezes a new network": (practice.freeze_up_to,
+            lambda m, up_to: _frozen_up_to(torchvision.models.resnet18(), up_to)),
+        "param_counts counts BatchNorm's buffers": (practice.param_counts, _counts_buffers),
+    }
+
+
+MISTAKES = _mistakes()
+SEEDS = range(50)
+
+
+@pytest.mark.parametrize("mistake", list(MISTAKES))
+def test_each_known_mistake_is_rejected_on_every_seed(mistake):
+    check, answer = MISTAKES[mistake]
+    accepted = []
+    for seed in SEEDS:
+        try:
+            check(answer, seed=seed)
+            accepted.append(seed)
+        except CheckFailed:
+            pass
+    assert not accepted, f"{mistake}: accepted with seeds {accepted}"

@@ -28,7 +28,9 @@ def bottleneck_params(fn, seed=None):
 
     def body(check):
         r = check.random
-        cases = [(256, 64, 1), (1024, 512, 2)]
+        # fixed: no projection; stride without a change of channels; channels without a
+        # stride (the cases that tell the usual mistakes apart, on every seed)
+        cases = [(256, 64, 1), (1024, 512, 2), (64, 16, 2), (32, 16, 1)]
         for _ in range(4):
             planes = r.randint(1, 64)
             c_in = 4 * planes if r.random() < 0.4 else r.randint(1, 256)
@@ -47,8 +49,10 @@ def bottleneck_params(fn, seed=None):
             elif got == want - bn:
                 check.fail(f"{label} = {got:,}: add BatchNorm's 2 parameters per channel")
             elif projection and got == want - projection:
-                check.fail(f"{label} = {got:,}: the shape changes here, so the shortcut is a "
-                           f"projection (1x1 conv + BN) with {projection:,} parameters")
+                what = (f"stride {stride} halves the resolution" if c_in == 4 * planes
+                        else f"the channels change ({c_in} to {4 * planes})")
+                check.fail(f"{label} = {got:,}: {what}, so the shortcut is a projection "
+                           f"(1x1 conv + BN) with {projection:,} parameters")
             else:
                 check.fail(f"{label} returned {got!r}; expected {want:,}")
 

@@ -10,9 +10,11 @@ the comparison cannot digest is reported as such.
 Hints come in tiers: a failure says what is wrong; ``check.hint()``, or a second failure
 of the same exercise, adds a nudge (never the answer).
 """
+import contextlib
 import math
 import random
 import signal
+import sys
 import threading
 import traceback
 from contextlib import contextmanager
@@ -83,6 +85,10 @@ class Checker:
                 self.fail(f"{label}: {str(error).split(' is missing')[0]} has no method "
                           f"named forward. Check its spelling and indentation; an "
                           f"nn.ModuleList cannot be called either: loop over it instead")
+                return CRASHED
+            if _raised_inside_torch(error):   # not the stub: something torch cannot do
+                self.fail(f"{label}: PyTorch raised NotImplementedError: {error}"
+                          f"{_where(error)}")
                 return CRASHED
             raise NotDoneYet() from None
         except Exception as error:  # the learner's bug, reported, never re-raised
@@ -172,8 +178,9 @@ class Checker:
         failures[self.exercise] = failures.get(self.exercise, 0) + 1
         lines = "\n".join(f"  - {p}" for p in self.problems[:6])
         more = f"\n  (and {len(self.problems) - 6} more)" if len(self.problems) > 6 else ""
-        more += (f"\n  (the cases were drawn with seed {self.seed}: pass seed={self.seed} to "
-                 f"the check to draw the same ones again)")
+        if getattr(self, "seeded", True):
+            more += (f"\n  (the cases were drawn with seed {self.seed}: pass seed={self.seed} "
+                     f"to the check to draw the same ones again)")
         if failures[self.exercise] >= 2 and self.hint:
             nudge = f"\nA nudge: {self.hint}"
         else:
@@ -181,25 +188,43 @@ class Checker:
         raise CheckFailed(f"{self.exercise}: not yet.\n{lines}{more}{nudge}")
 
 
+_OURS = (__file__, contextlib.__file__)   # code the time limit never interrupts
+
+
 @contextmanager
 def stop_after(seconds):
     """Raise TimeLimit in the main thread after ``seconds`` (no limit for None, nor where
-    signals cannot be used: other threads, Windows)."""
+    signals cannot be used: other threads, Windows), and go on raising it until the block
+    is left, whatever the code inside catches: the alarm repeats every 50 ms, and from
+    the first one on, every line of the learner's code raises it again, so that a bare
+    ``except:`` (which catches it once) is left by the next line it runs."""
     if (seconds is None or threading.current_thread() is not threading.main_thread()
             or not hasattr(signal, "SIGALRM")):
         yield
         return
 
+    def stop(frame, event, arg):
+        if frame.f_code.co_filename not in _OURS and event in ("call", "line"):
+            raise TimeLimit()
+        return stop
+
     def alarm(signum, frame):
+        if frame is None or frame.f_code.co_filename in _OURS:
+            return   # in the check's own code: the next alarm will do
+        sys.settrace(stop)
+        while frame is not None:
+            frame.f_trace, frame.f_trace_lines = stop, True
+            frame = frame.f_back
         raise TimeLimit()
 
-    previous = signal.signal(signal.SIGALRM, alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    previous, tracing = signal.signal(signal.SIGALRM, alarm), sys.gettrace()
+    signal.setitimer(signal.ITIMER_REAL, seconds, 0.05)
     try:
         yield
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+        sys.settrace(tracing)
 
 
 @contextmanager
@@ -219,22 +244,27 @@ def no_modules(exercise):
         nn.Module.__init__ = original
 
 
-def run_checks(exercise, body, hint="", answer=None, kind=None, seed=None, limited=True):
+def run_checks(exercise, body, hint="", answer=None, kind=None, seed=None, limit=None,
+               seeded=True):
     """Run ``body(checker)`` and report. The function every check cell calls.
 
     ``answer`` is what the learner passed in: something callable, a class (``kind=
     "class"``, though a function that builds the module is fine too) or a function.
-    ``seed`` repeats the random cases of an earlier check. A check stops after
-    ``TIME_LIMIT`` seconds, unless ``limited=False`` (a check that trains a network)."""
+    ``seed`` repeats the random cases of an earlier check (``seeded=False``: the check
+    draws none). A check stops after ``limit`` seconds (default ``TIME_LIMIT``). Whatever
+    the learner's code changes of torch's global settings (default dtype, autograd on or
+    off) is put back, and said."""
     _hints.update(exercise=exercise, hint=hint)
     if answer is not None:
         problem = _answer_problem(answer, kind)
         if problem:
             raise CheckFailed(f"{exercise}: {problem}")
     checker = Checker(exercise, hint, seed)
-    limit = TIME_LIMIT if limited else None
+    checker.seeded = seeded
+    limit = TIME_LIMIT if limit is None else limit
+    settings = (torch.get_default_dtype(), torch.is_grad_enabled())
     try:
-        with stop_after(limit):
+        with stop_after(limit), _kept(settings, checker):
             body(checker)
     except NotDoneYet:
         raise CheckFailed(
@@ -252,8 +282,39 @@ def run_checks(exercise, body, hint="", answer=None, kind=None, seed=None, limit
     return True
 
 
+@contextmanager
+def _kept(settings, checker):
+    """Put torch's default dtype and autograd switch back as they were, and say so if the
+    learner's code changed them."""
+    dtype, grad = settings
+    try:
+        yield
+    finally:
+        if torch.get_default_dtype() != dtype:
+            checker.fail(f"your code changed torch's default dtype to "
+                         f"{torch.get_default_dtype()} (torch.set_default_dtype); it changes "
+                         f"every tensor made after it. The check set it back to {dtype}")
+            torch.set_default_dtype(dtype)
+        if torch.is_grad_enabled() != grad:
+            checker.fail(f"your code turned autograd {'on' if torch.is_grad_enabled() else 'off'}"
+                         f" for everything after it (torch.set_grad_enabled); use "
+                         f"`with torch.no_grad():` around the lines that need it. The check "
+                         f"turned it back {'on' if grad else 'off'}")
+            torch.set_grad_enabled(grad)
+
+
+def _raised_inside_torch(error):
+    """Whether the innermost frame of ``error`` is PyTorch's own code (not the learner's
+    ``raise NotImplementedError``)."""
+    frames = traceback.extract_tb(error.__traceback__)
+    return bool(frames) and "torch" in frames[-1].filename.replace("\\", "/").split("/")
+
+
 def _answer_problem(answer, kind):
     name = type(answer).__name__
+    if isinstance(answer, nn.Module) and kind == "function":
+        return (f"pass the function you wrote (its name, without parentheses), not the "
+                f"{name} it builds: the check calls your function itself")
     if isinstance(answer, nn.Module):
         return (f"pass the class itself ({name}), not an instance of it ({name}(...)): "
                 f"the check builds its own instances")
@@ -307,6 +368,24 @@ def _name_map(source, target):
                     f"'{s}' has {tuple(src[s].shape)} (are the layers created in the same "
                     f"order, with the same sizes?)")
     return pairs
+
+
+@torch.no_grad()
+def computes_like(make_yours, reference, variant, x):
+    """Whether the learner's module (``make_yours()``), given ``reference``'s weights,
+    computes what ``variant`` computes: the reference with one known mistake, the same
+    weights. Used to name a mistake instead of reporting a difference."""
+    try:
+        torch.manual_seed(0)
+        yours = make_yours()
+        if not isinstance(yours, nn.Module) or copy_weights(reference, yours) is not None:
+            return False
+        variant.load_state_dict(reference.state_dict())
+        a, b = yours.train()(x), variant.train()(x)
+        return (isinstance(a, torch.Tensor) and a.shape == b.shape
+                and torch.allclose(a, b, atol=1e-5))
+    except Exception:   # the learner's module could not even run: reported elsewhere
+        return False
 
 
 def copy_weights(source, target):

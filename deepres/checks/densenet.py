@@ -58,16 +58,44 @@ def transition_layer(cls, seed=None):
     """``cls(c_in, c_out)``: DenseNet's transition, BN-ReLU-Conv1x1-AvgPool 2x2."""
     def body(check):
         r = check.random
-        for c_in, c_out in [(16, 8)] + [(r.randint(2, 40), r.randint(1, 20)) for _ in range(2)]:
-            size = r.choice((4, 6, 8))
+        # an odd size (7) tells floor from ceil mode, on every seed
+        for c_in, c_out, size in [(16, 8, 8), (6, 4, 7)] + [
+                (r.randint(2, 40), r.randint(1, 20), r.choice((4, 5, 6, 8, 9))) for _ in range(2)]:
             compare_modules(check, lambda: cls(c_in, c_out), lambda: Transition(c_in, c_out),
                             [torch.randn(2, c_in, size, size)],
                             what=f"your Transition({c_in}, {c_out})")
+        _name_transition_mistakes(check, cls)
 
     return run_checks("Exercise: a transition layer", body, answer=cls, kind="class",
                       seed=seed,
                       hint="like the dense layers, it normalises before it convolves; which "
                            "layer halves the resolution without weights?")
+
+
+def _name_transition_mistakes(check, cls):
+    """Say which known mistake the learner's transition makes, where it is one of them:
+    max pooling, a bias on the convolution, the layers in another order, ceil mode."""
+    yours = check.call(cls, 6, 4, label="your Transition(6, 4)")
+    if not isinstance(yours, nn.Module):
+        return
+    kinds = [m for m in yours.modules() if not list(m.children())]
+    if any(isinstance(m, nn.MaxPool2d) for m in kinds):
+        check.problems.insert(0, "your transition max-pools; DenseNet's averages "
+                                 "(nn.AvgPool2d(2, stride=2)), keeping every channel's mean")
+    if any(isinstance(m, nn.Conv2d) and m.bias is not None for m in kinds):
+        check.problems.insert(0, "your transition's convolution has a bias; the reference's "
+                                 "has none (bias=False), as every convolution of DenseNet")
+    if any(getattr(m, "ceil_mode", False) for m in kinds):
+        check.problems.insert(0, "your transition pools with ceil_mode=True; an odd size "
+                                 "then rounds up, where DenseNet's rounds down (the default)")
+    order = [type(m).__name__ for m in kinds
+             if isinstance(m, (nn.BatchNorm2d, nn.ReLU, nn.Conv2d, nn.AvgPool2d, nn.MaxPool2d))]
+    expected = ["BatchNorm2d", "ReLU", "Conv2d", "AvgPool2d"]
+    if isinstance(yours, nn.Sequential) and sorted(order) == sorted(expected) \
+            and order != expected:
+        check.problems.insert(0, f"your transition's layers run in the order "
+                                 f"{'-'.join(order)}; DenseNet's is BN-ReLU-Conv1x1-AvgPool "
+                                 f"(normalise before the weights, as in the dense layers)")
 
 
 def transition_channels(fn, seed=None):
@@ -77,7 +105,9 @@ def transition_channels(fn, seed=None):
 
     def body(check):
         r = check.random
-        cases = [(64, 6, 32, 0.5), (30, 3, 7, 0.5)] + [
+        # fixed: rounding once, not per part (31, 3, 7); compressions other than 0.5
+        cases = [(64, 6, 32, 0.5), (30, 3, 7, 0.5), (31, 3, 7, 0.5), (70, 2, 15, 0.3),
+                 (50, 4, 5, 0.75)] + [
             (r.randint(1, 300), r.randint(1, 48), r.randint(1, 48),
              r.choice((0.5, 0.5, 1.0, 0.3, 0.75))) for _ in range(4)]
         for c_in, n, k, theta in cases:
@@ -96,6 +126,15 @@ def transition_channels(fn, seed=None):
             elif got == int(c_in * theta):
                 check.fail(f"{label} = {got}: the block adds n_layers * k channels before "
                            f"the transition compresses them")
+            elif got == int(c_in * theta) + int(n * k * theta):
+                check.fail(f"{label} = {got}: you rounded the two parts separately; "
+                           f"compress their sum, then round down once")
+            elif theta != 0.5 and got == int((c_in + n * k) * 0.5):
+                check.fail(f"{label} = {got}: that is compression 0.5; use the compression "
+                           f"given ({theta})")
+            elif int(1 / theta) != 1 / theta and got == (c_in + n * k) // int(1 / theta):
+                check.fail(f"{label} = {got}: dividing by int(1 / {theta}) = "
+                           f"{int(1 / theta)} is not multiplying by {theta}")
             else:
                 check.fail(f"{label} returned {got!r}; expected {want}")
 

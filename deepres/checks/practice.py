@@ -49,6 +49,12 @@ def param_counts(fn, seed=None):
                 elif total == len(params):
                     check.fail(f"{label}: total = {total}, the number of parameter "
                                f"tensors; count their elements (p.numel())")
+                elif total in (want[0] + sum(b.numel() for b in model.buffers()),
+                               want[0] + sum(b.numel() for n, b in model.named_buffers()
+                                             if "running" in n)):
+                    check.fail(f"{label}: total = {total:,} counts BatchNorm's running "
+                               f"statistics too; they are buffers (model.buffers()), not "
+                               f"parameters")
                 else:
                     check.fail(f"{label} = {tuple(got)}; expected {want}")
 
@@ -66,14 +72,30 @@ def replace_head(fn, seed=None):
             n = r.choice((2, 3, 7, 37))
             before = {k: v.clone() for k, v in model.state_dict().items()
                       if not k.startswith("fc.")}
+            trains = {k: p.requires_grad for k, p in model.named_parameters()
+                      if not k.startswith("fc.")}
+            mode = model.training
             in_features = model.fc.in_features
             label = f"replace_head(<{what}>, {n})"
             got = check.call(fn, model, n, label=label)
             if got is CRASHED:
                 continue
+            if isinstance(got, nn.Linear):
+                check.fail(f"{label} returned the new head itself; put it in place "
+                           f"(model.fc = ...) and return the model")
+                continue
             if not check.expect(isinstance(got, nn.Module),
                                 f"{label} returned {type(got).__name__}; return the model"):
                 continue
+            check.expect(got.training == mode,
+                         f"{label} switched the model to {'training' if got.training else 'evaluation'}"
+                         f" mode; replacing the head should leave the mode as it was")
+            frozen = [k for k, p in got.named_parameters()
+                      if k in trains and trains[k] and not p.requires_grad]
+            check.expect(not frozen,
+                         f"{label} froze {len(frozen)} parameter tensors of the backbone "
+                         f"({frozen[0] if frozen else ''}...): replacing the head changes "
+                         f"only the head; freezing is another step")
             fc = getattr(got, "fc", None)
             if not check.expect(isinstance(fc, nn.Linear),
                                 f"{label}: the model's fc is {type(fc).__name__}; expected "
@@ -110,6 +132,7 @@ def freeze_up_to(fn, seed=None):
             last = int(up_to[-1])
             frozen = ("conv1", "bn1", *[f"layer{i}" for i in range(1, last + 1)])
             label = f"freeze_up_to(<resnet18>, {up_to!r})"
+            weights = {k: v.clone() for k, v in model.state_dict().items()}
             got = check.call(fn, model, up_to, label=label)
             if got is CRASHED:
                 continue
@@ -117,7 +140,17 @@ def freeze_up_to(fn, seed=None):
                 if not check.expect(isinstance(got, nn.Module),
                                     f"{label} returned {type(got).__name__}; return the model"):
                     continue
-                model = got
+                shared = {id(p) for p in got.parameters()} & {id(p) for p in model.parameters()}
+                if not shared:
+                    same = got.state_dict().keys() == weights.keys() and all(
+                        torch.equal(v, got.state_dict()[k]) for k, v in weights.items())
+                    check.fail(f"{label} returned {'a copy of the model' if same else 'another network'}"
+                               f"; freeze the model it was given, in place (the caller's model "
+                               f"is the one that will train){'' if same else ', keeping its weights'}")
+                    continue
+            check.expect(all(torch.equal(v, model.state_dict()[k]) for k, v in weights.items()),
+                         f"{label} changed the model's weights; freezing only stops them "
+                         f"from training")
             wrong_frozen = [n for n, p in model.named_parameters()
                             if not p.requires_grad and not n.startswith(frozen)]
             wrong_trains = [n for n, p in model.named_parameters()

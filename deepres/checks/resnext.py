@@ -5,6 +5,7 @@ from contextlib import contextmanager
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from .core import CRASHED, RuleBroken, hint, run_checks  # noqa: F401 (hint: check.hint())
 
@@ -20,22 +21,33 @@ class _Untouchable(nn.Conv2d):
                          "ungrouped F.conv2d calls on the groups' slices")
 
 
+# where each convolution function takes ``groups`` (argument index)
+_GROUPS_AT = {F.conv1d: 6, F.conv2d: 6, F.conv3d: 6, torch.conv2d: 6,
+              torch.convolution: 8}
+
+
+class _UngroupedOnly(TorchFunctionMode):
+    """While the learner's code runs, every convolution function of torch refuses groups
+    other than 1, however it is called (F.conv2d, torch.conv2d, a conv2d imported
+    earlier under another name, torch.convolution): PyTorch routes each call through
+    this mode."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func in _GROUPS_AT:
+            at = _GROUPS_AT[func]
+            groups = kwargs.get("groups", args[at] if len(args) > at else 1)
+            if groups != 1:
+                raise RuleBroken(f"you called {getattr(func, '__name__', 'a convolution')} "
+                                 f"with groups={groups}; the exercise asks for ungrouped "
+                                 f"convolutions, one per group")
+        return func(*args, **kwargs)
+
+
 @contextmanager
 def _ungrouped_only():
-    """While the learner's code runs, F.conv2d refuses groups other than 1."""
-    original = F.conv2d
-
-    def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
-        if groups != 1:
-            raise RuleBroken(f"you called F.conv2d with groups={groups}; the exercise asks "
-                             f"for ungrouped convolutions, one per group")
-        return original(input, weight, bias, stride, padding, dilation, groups)
-
-    F.conv2d = conv2d
-    try:
+    with _UngroupedOnly():
         yield
-    finally:
-        F.conv2d = original
 
 
 def grouped_conv(fn, seed=None):
@@ -43,7 +55,7 @@ def grouped_conv(fn, seed=None):
     channels, convolving each group separately and concatenating."""
     def body(check):
         r = check.random
-        cases = [(8, 16, 3, 2, 1), (12, 6, 3, 3, 2)]
+        cases = [(8, 16, 3, 2, 1), (12, 6, 3, 3, 2), (8, 4, 5, 4, 1), (6, 6, 1, 2, 2)]
         for _ in range(3):
             groups = r.choice((2, 3, 4, 8))
             cases.append((groups * r.randint(1, 4), groups * r.randint(1, 4),

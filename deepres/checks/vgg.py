@@ -43,7 +43,7 @@ def make_features(fn, seed=None):
     """``fn(config, in_channels)``: the VGG feature extractor for a configuration table."""
     def body(check):
         r = check.random
-        configs = [([8, "M", 16, "M"], 3)]
+        configs = [([8, "M", 16, "M"], 3), ([4, 4, "M", 6], 1)]   # (in_channels not only 3)
         for _ in range(2):  # random tables: 1 to 3 stages of 1 to 3 convolutions
             config = []
             for _ in range(r.randint(1, 3)):

@@ -1,6 +1,7 @@
 """Checkers for the exercises of chapter 7 (why residual networks train)."""
 import math
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -22,7 +23,7 @@ def path_counts(fn, seed=None):
                 got = check.call(fn, n, label=label)
             if got is CRASHED:
                 continue
-            if isinstance(got, torch.Tensor):
+            if isinstance(got, (torch.Tensor, np.ndarray)):   # the numbers, however held
                 got = got.tolist()
             if not isinstance(got, (list, tuple)):
                 check.fail(f"{label} returned {type(got).__name__} {got!r:.40}; expected a "
@@ -78,6 +79,17 @@ def remove_blocks(fn, seed=None):
                 label = f"remove_blocks(<{kind}-{depth}>, {indices})"
                 before = {k: v.clone() for k, v in model.state_dict().items()}
                 structure = repr(model)
+                x = torch.randn(3, 1, 12, 12)
+                want = delete_blocks(model, indices).eval()(x)   # before your code runs
+                shifted = [i + 1 for i in indices if i + 1 < len(model.blocks)]
+                want_shifted = (delete_blocks(model, shifted).eval()(x)
+                                if indices and len(shifted) == len(indices)
+                                and all(keeps_shape(model.blocks[i]) for i in shifted) else None)
+                shifted_down = [i - 1 for i in indices if i >= 1]
+                want_down = (delete_blocks(model, shifted_down).eval()(x)
+                             if indices and len(shifted_down) == len(indices)
+                             and all(keeps_shape(model.blocks[i]) for i in shifted_down)
+                             else None)
                 got = check.call(fn, model, list(indices), label=label)
                 if got is CRASHED:
                     continue
@@ -95,20 +107,18 @@ def remove_blocks(fn, seed=None):
                                     f"{label} returned a {type(got).__name__}; expected a "
                                     f"copy of the whole model (a {type(model).__name__})"):
                     continue
-                x = torch.randn(3, 1, 12, 12)
-                want = delete_blocks(model, indices).eval()(x)
                 out = check.call(got.eval(), x, label=f"the model {label} returned")
                 if out is CRASHED or check.tensor(out, f"the model {label} returned",
                                                   want) is None:
                     continue
                 if not torch.allclose(out, want, atol=1e-5):
-                    off_by_one = [i + 1 for i in indices if i + 1 < len(model.blocks)]
-                    if (indices and len(off_by_one) == len(indices)
-                            and all(keeps_shape(model.blocks[i]) for i in off_by_one)
-                            and torch.allclose(out, delete_blocks(model, off_by_one)(x),
-                                               atol=1e-5)):
+                    if want_shifted is not None and torch.allclose(out, want_shifted, atol=1e-5):
                         check.fail(f"{label} deleted the blocks after the ones listed: "
                                    f"indices count from 0, as model.blocks[i] does")
+                    elif want_down is not None and torch.allclose(out, want_down, atol=1e-5):
+                        check.fail(f"{label} deleted the blocks before the ones listed "
+                                   f"(i - 1): the indices already count from 0, as "
+                                   f"model.blocks[i] does; use them as they are")
                     else:
                         check.fail(f"the model {label} returned computes something else "
                                    f"than the model with exactly blocks {indices} replaced "
@@ -122,16 +132,25 @@ def remove_blocks(fn, seed=None):
                            "accepts item assignment) for each listed i.")
 
 
+def _excess_kurtosis(values):
+    z = values - values.mean()
+    return (z.pow(4).mean() / z.pow(2).mean().pow(2) - 3).item()
+
+
 def random_direction(fn, seed=None):
-    """``fn(model, generator)``: a filter-normalised random direction (Li et al.)."""
+    """``fn(model, generator)``: a filter-normalised random direction (Li et al.): for each
+    parameter of two or more dimensions, Gaussian noise drawn from ``generator``, each
+    filter rescaled to the norm of the same filter of the weights; zero for the others.
+    Any floating dtype is accepted (the exercise names none)."""
     def body(check):
         r = check.random
         for kind, depth in (("resnet", 8), ("plain", 8)):
             model = _net(kind, depth, r.randrange(1000))
             label = f"random_direction(<{kind}-{depth}>, generator)"
             before = {k: v.clone() for k, v in model.state_dict().items()}
-            got = check.call(fn, model, torch.Generator().manual_seed(r.randrange(1000)),
-                             label=label)
+            draw = r.randrange(1000)
+            torch.manual_seed(r.randrange(1000))   # the global seed must not matter
+            got = check.call(fn, model, torch.Generator().manual_seed(draw), label=label)
             if got is CRASHED:
                 continue
             check.expect(all(torch.equal(before[k], v) for k, v in model.state_dict().items()),
@@ -146,33 +165,94 @@ def random_direction(fn, seed=None):
                                 f"{', '.join(missing[:3])}{'...' if len(missing) > 3 else ''}: "
                                 f"one per name of model.named_parameters()"):
                 continue
+            directions = {}
             for name, p in params.items():
-                d = check.tensor(got[name], f"{label}['{name}']", p.detach())
-                if d is None:
-                    continue
-                d = d.detach()
-                if p.dim() <= 1:
-                    check.expect(not d.any(), f"{label}['{name}'] is not zero: leave "
-                                              f"one-dimensional parameters (biases, "
-                                              f"BatchNorm's) unperturbed")
-                    continue
-                filters, targets = d.flatten(1).norm(dim=1), p.detach().flatten(1).norm(dim=1)
-                if torch.allclose(filters, targets, rtol=1e-4, atol=1e-6):
-                    noise = d.flatten(1) / filters.clamp(min=1e-12)[:, None]
-                    weights = p.detach().flatten(1) / targets.clamp(min=1e-12)[:, None]
-                    check.expect(not torch.allclose(noise, weights, atol=1e-4),
-                                 f"{label}['{name}'] points along the weights themselves; "
-                                 f"draw Gaussian noise and only rescale it")
-                elif torch.allclose(d.norm(), p.detach().norm(), rtol=1e-4):
-                    check.fail(f"{label}['{name}'] has the norm of the whole weight tensor, "
-                               f"but not each filter the norm of its own filter: normalise "
-                               f"filter by filter (d[i] for each i)")
-                else:
-                    check.fail(f"{label}['{name}']: the norms of its filters (d[i]) are not "
-                               f"those of the weight's filters (p[i])")
+                value = got[name]
+                if isinstance(value, torch.Tensor) and value.is_floating_point():
+                    value = value.to(p.dtype)   # float64 is fine too
+                d = check.tensor(value, f"{label}['{name}']", p.detach())
+                if d is not None:
+                    directions[name] = d.detach()
+            if len(directions) == len(params):
+                _filter_rules(check, label, params, directions)
+                _randomness_rules(check, fn, model, label, directions, draw, r)
 
     return run_checks("Exercise: a filter-normalised direction", body, answer=fn,
                       kind="function", seed=seed,
                       hint="for a weight p of shape (C_out, ...), d[i] is a filter: multiply "
                            "it by p[i].norm() / d[i].norm(). Which parameters have only one "
                            "dimension?")
+
+
+def _filter_rules(check, label, params, directions):
+    """Zero for one-dimensional parameters; each filter at its weight filter's norm; noise,
+    not the weights, and not one noise filter repeated."""
+    for name, p in params.items():
+        d, w = directions[name], p.detach()
+        if p.dim() <= 1:
+            check.expect(not d.any(), f"{label}['{name}'] is not zero: leave one-dimensional "
+                                      f"parameters (biases, BatchNorm's) unperturbed")
+            continue
+        filters, targets = d.flatten(1).norm(dim=1), w.flatten(1).norm(dim=1)
+        if p.dim() > 2:
+            slices = d.flatten(2).norm(dim=2)   # one norm per (filter, input channel)
+            per_channel = (torch.allclose(slices, w.flatten(2).norm(dim=2), rtol=1e-4, atol=1e-6)
+                           or torch.allclose(slices, targets[:, None].expand_as(slices),
+                                             rtol=1e-4, atol=1e-6))
+            if per_channel and d.shape[1] > 1:
+                check.fail(f"{label}['{name}']: you normalised each input channel's slice "
+                           f"(d[i, j]) on its own; Li et al. normalise each filter d[i], all "
+                           f"its input channels together")
+                continue
+        if not torch.allclose(filters, targets, rtol=1e-4, atol=1e-6):
+            if torch.allclose(d.norm(), w.norm(), rtol=1e-4):
+                check.fail(f"{label}['{name}'] has the norm of the whole weight tensor, but "
+                           f"not each filter the norm of its own filter: normalise filter by "
+                           f"filter (d[i] for each i)")
+            else:
+                check.fail(f"{label}['{name}']: the norms of its filters (d[i]) are not those "
+                           f"of the weight's filters (p[i])")
+            continue
+        noise = d.flatten(1) / filters.clamp(min=1e-12)[:, None]
+        weights = w.flatten(1) / targets.clamp(min=1e-12)[:, None]
+        if torch.allclose(noise, weights, atol=1e-4) or torch.allclose(noise, -weights,
+                                                                         atol=1e-4):
+            check.fail(f"{label}['{name}'] points along the weights themselves (or against "
+                       f"them); draw Gaussian noise and only rescale it")
+        elif len(noise) > 1 and torch.allclose(noise, noise[:1].expand_as(noise), atol=1e-6):
+            check.fail(f"{label}['{name}']: every filter has the same noise; draw noise for "
+                       f"the whole tensor (torch.randn(p.shape, generator=...))")
+        else:
+            check.expect(True, "")
+
+
+def _randomness_rules(check, fn, model, label, directions, draw, r):
+    """The noise is Gaussian, and comes from the generator given, nothing else: the same
+    generator seed gives the same direction whatever the global seed; another, another."""
+    noise = torch.cat([(d.flatten(1) / d.flatten(1).norm(dim=1, keepdim=True).clamp(min=1e-12)
+                        * d[0].numel() ** 0.5).flatten()
+                       for d in directions.values() if d.dim() > 1])
+    if noise.numel() > 1000 and noise.std() > 0:
+        kurtosis = _excess_kurtosis(noise.flatten().double())
+        check.expect(abs(kurtosis) < 0.6,
+                     f"{label}: the noise does not look Gaussian (excess kurtosis "
+                     f"{kurtosis:.2f}, where Gaussian noise has 0 and uniform noise -1.2): "
+                     f"draw it with torch.randn")
+    torch.manual_seed(r.randrange(1000) + 1000)
+    again = check.call(fn, model, torch.Generator().manual_seed(draw), label=label)
+    other = check.call(fn, model, torch.Generator().manual_seed(draw + 1), label=label)
+    if again is CRASHED or other is CRASHED or not isinstance(again, dict) \
+            or not isinstance(other, dict):
+        return
+    same = all(isinstance(again.get(n), torch.Tensor) and again[n].shape == d.shape
+               and torch.allclose(again[n].to(d.dtype), d) for n, d in directions.items())
+    if not check.expect(same, f"{label}: called twice with generators of the same seed, it "
+                              f"gave two different directions: draw the noise from the "
+                              f"generator given (torch.randn(..., generator=generator)), "
+                              f"not from torch's global random state"):
+        return
+    varied = any(isinstance(other.get(n), torch.Tensor) and other[n].shape == d.shape
+                 and d.any() and not torch.allclose(other[n].to(d.dtype), d)
+                 for n, d in directions.items())
+    check.expect(varied, f"{label}: generators of different seeds gave the same direction: "
+                         f"the direction must be random, drawn from the generator given")
