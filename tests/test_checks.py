@@ -902,3 +902,139 @@ def test_freeze_up_to_accepts_changing_the_model_in_place_without_a_return():
 ])
 def test_freeze_up_to_rejects(wrong, message):
     rejects(practice.freeze_up_to, wrong, message)
+
+
+# --- issue 22: right answers in other forms, feedback that names the mistake ------------
+
+def test_numpy_arrays_are_accepted_where_a_tensor_of_the_same_values_is():
+    import torch
+
+    from deepres.checks import degradation, why
+    from deepres.measure import layer_grad_norms
+    assert why.path_counts(lambda n: np.array([math.comb(n, k) for k in range(n + 1)]))
+    assert degradation.grad_norms(lambda model, x, y: np.array(layer_grad_norms(model, x, y)))
+    assert why.random_direction(lambda model, g: {
+        name: d.double() for name, d in __import__("deepres.landscape", fromlist=["x"])
+        .filter_normalized_direction(model, g).items()})   # float64: any float dtype
+    del torch
+
+
+def test_the_arithmetic_exercises_state_that_building_layers_is_refused():
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1] / "chapters"
+    vgg_text, dense_text = (root / "01_vgg.md").read_text(), (root / "06_densenet.md").read_text()
+    import re
+    rule = re.compile(r"the\s+check\s+refuses")
+    assert len(rule.findall(vgg_text)) >= 2 and rule.search(dense_text)
+    message = rejects(check.stack_params, lambda c, n, k: sum(
+        p.numel() for p in nn.Conv2d(c, c, k, bias=False).parameters()) * n)
+    assert "asks for arithmetic" in message
+
+
+def test_a_built_module_passed_to_a_function_checker_is_named_as_such():
+    from deepres.checks import degradation
+    from deepres.models import plain
+    message = rejects(check.make_features, features([4, "M"], 3), "pass the function you wrote")
+    assert "class itself" not in message
+    rejects(degradation.plain_net, plain(8), "pass the function you wrote")
+
+
+def test_a_not_implemented_error_from_torch_is_not_read_as_not_done_yet():
+    import torch
+
+    def uses_an_unsupported_op(c, n, k):
+        raise NotImplementedError("Could not run 'aten::foo' with arguments from the 'Meta' "
+                                  "backend")   # as torch words it, raised inside torch
+    # raised from a frame of torch's own code
+    code = compile("def raising(*a):\n    raise NotImplementedError('no kernel for this')\n",
+                   torch.__file__, "exec")
+    namespace = {}
+    exec(code, namespace)
+    message = rejects(check.stack_params, namespace["raising"], "PyTorch raised NotImplementedError")
+    assert "not done yet" not in message
+    assert "not done yet" in rejects(check.stack_params, not_implemented)
+    del uses_an_unsupported_op
+
+
+def test_a_change_of_torchs_global_settings_is_undone_and_named():
+    import torch
+
+    def sets_float64(c, n, k):
+        torch.set_default_dtype(torch.float64)
+        return n * k * k * c * c
+
+    def turns_autograd_off(c, n, k):
+        torch.set_grad_enabled(False)
+        return n * k * k * c * c
+
+    rejects(check.stack_params, sets_float64, "default dtype to torch.float64", "set it back")
+    assert torch.get_default_dtype() == torch.float32
+    rejects(check.stack_params, turns_autograd_off, "turned autograd off")
+    assert torch.is_grad_enabled()
+
+
+def test_remove_blocks_judges_an_answer_that_changed_the_given_model():
+    import copy
+
+    from deepres.checks import why
+
+    def in_place(model, indices):   # changes the model it was given, returns it
+        for i in indices:
+            model.blocks[i] = nn.Identity()
+        return model
+
+    message = rejects(why.remove_blocks, in_place, "changed the model it was given")
+    assert "could not use" not in message and "Error" not in message
+
+    def shifted_down(model, indices):
+        copied = copy.deepcopy(model)
+        for i in indices:
+            if i >= 1:
+                copied.blocks[i - 1] = nn.Identity()
+        return copied
+
+    rejects(why.remove_blocks, shifted_down, "use them as they are")
+
+
+def test_the_experiment_check_has_a_time_limit_and_wants_a_real_run(experiment_runs,
+                                                                    monkeypatch):
+    import dataclasses
+    import time
+
+    from deepres.checks import core, residual
+    from deepres.models import PreActBlock
+    budget, runs = experiment_runs
+
+    class Run:   # a class named Run, not the library's
+        model = runs["preact"].model
+        train_error = 0.0
+
+    rejects(lambda cls: residual.block_in_experiment(lambda: Run(), runs["plain"], budget, cls),
+            PreActBlock, "should return the Run")
+    quick = dataclasses.replace(runs["plain"], seconds=0.0, estimate=0.0)
+    monkeypatch.setattr(residual, "run_checks", lambda *a, limit, **k: core.run_checks(
+        *a, limit=limit - 119, **k))   # the limit the check sets, less its two minutes
+
+    def never_returns():
+        while True:
+            time.sleep(0.01)
+
+    message = rejects(lambda cls: residual.block_in_experiment(never_returns, quick, budget, cls),
+                      PreActBlock, "stopped after")
+    assert "seed" not in message
+
+
+def test_the_experiment_check_compares_on_the_laptop_budget(experiment_runs):
+    import dataclasses
+    budget, runs = experiment_runs
+    laptop = dataclasses.replace(budget, name="laptop", steps=750)
+    worse = dataclasses.replace(runs["preact"], history={**runs["preact"].history,
+                                                         "train_error": [0.60]})
+    plain_run = dataclasses.replace(runs["plain"], history={**runs["plain"].history,
+                                                            "train_error": [0.34]})
+    from deepres.checks import residual
+    from deepres.models import PreActBlock
+    message = rejects(lambda cls: residual.block_in_experiment(lambda: worse, plain_run, laptop,
+                                                               cls),
+                      PreActBlock, "not clearly below plain-56's")
+    assert "pass seed=" not in message and "laptop budget" not in message

@@ -1,4 +1,5 @@
 """Checkers for the exercises of chapter 7 (why residual networks train)."""
+import copy
 import math
 
 import numpy as np
@@ -90,18 +91,19 @@ def remove_blocks(fn, seed=None):
                              if indices and len(shifted_down) == len(indices)
                              and all(keeps_shape(model.blocks[i]) for i in shifted_down)
                              else None)
-                got = check.call(fn, model, list(indices), label=label)
+                given = copy.deepcopy(model)   # an answer may change it: the next case must not see it
+                got = check.call(fn, given, list(indices), label=label)
                 if got is CRASHED:
                     continue
-                unchanged = (repr(model) == structure and all(
-                    torch.equal(before[k], v) for k, v in model.state_dict().items()))
+                unchanged = (repr(given) == structure and all(
+                    torch.equal(before[k], v) for k, v in given.state_dict().items()))
                 check.expect(unchanged, f"{label} changed the model it was given: work on a "
                                         f"copy (copy.deepcopy(model)) and return that")
                 if not check.expect(isinstance(got, nn.Module),
                                     f"{label} returned {type(got).__name__}; expected the "
                                     f"copied nn.Module"):
                     continue
-                check.expect(got is not model, f"{label} returned the model it was given; "
+                check.expect(got is not given, f"{label} returned the model it was given; "
                                                f"return a copy")
                 if not check.expect(type(got) is type(model),
                                     f"{label} returned a {type(got).__name__}; expected a "
