@@ -868,7 +868,7 @@ def test_replace_head_accepts_the_answer():
     (_head_no_return, "returned NoneType"),
     (lambda m, n: new_head(m, n + 1), "outputs; expected"),
     (_head_reinit_all, "changed weights other than the head's"),
-    (lambda m, n: nn.Linear(m.fc.in_features, n), "fc is NoneType"),
+    (lambda m, n: nn.Linear(m.fc.in_features, n), "returned the new head itself"),
 ])
 def test_replace_head_rejects(wrong, message):
     rejects(practice.replace_head, wrong, message)

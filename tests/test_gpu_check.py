@@ -26,7 +26,7 @@ def test_the_gpu_check_runs_every_section_on_the_cpu(tmp_path):
     assert {r["chapter"] for r in networks} == set(range(1, 8))   # every chapter's networks
     assert all(r["ms_per_step"] > 0 and r["estimate_s"] > 0 for r in networks)
     markdown = (tmp_path / "gpu-check.md").read_text()
-    assert "| networks | ok |" in markdown and "chapter 7: ResNet-14" in markdown
+    assert "| networks | ok |" in markdown and "chapter 7: VGG-style" in markdown
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is here: make gpu-check runs")
