@@ -10,6 +10,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from .training import _sync   # wait for a GPU before reading the clock
+
 
 def count_params(model):
     """Number of parameters (all of them trainable in this course's models)."""
@@ -208,11 +210,6 @@ def step_seconds(models, x, repeats=3):
         step(model.train())
     times = [[step(model) for model in models] for _ in range(repeats)]
     return [sorted(column)[len(column) // 2] for column in zip(*times)]
-
-
-def _sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def default_init(model):

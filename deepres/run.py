@@ -272,7 +272,8 @@ def main(argv=None):
         return {}
     if device.type == "cpu":   # one thread a run, as the book's runs (deepres.training)
         os.environ.setdefault(training.THREADS_ENV, "1")
-    fetch_data(budget)
+    if dist.is_initialized() or args.jobs is not None:   # other processes will read it
+        fetch_data(budget)
     if args.jobs is not None and device.type in ("cpu", "cuda") and not dist.is_initialized():
         auto = cores() if device.type == "cpu" else len(gpus())
         jobs = auto if args.jobs == "auto" else int(args.jobs)

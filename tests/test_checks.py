@@ -907,16 +907,13 @@ def test_freeze_up_to_rejects(wrong, message):
 # --- issue 22: right answers in other forms, feedback that names the mistake ------------
 
 def test_numpy_arrays_are_accepted_where_a_tensor_of_the_same_values_is():
-    import torch
-
     from deepres.checks import degradation, why
+    from deepres.landscape import filter_normalized_direction
     from deepres.measure import layer_grad_norms
     assert why.path_counts(lambda n: np.array([math.comb(n, k) for k in range(n + 1)]))
     assert degradation.grad_norms(lambda model, x, y: np.array(layer_grad_norms(model, x, y)))
-    assert why.random_direction(lambda model, g: {
-        name: d.double() for name, d in __import__("deepres.landscape", fromlist=["x"])
-        .filter_normalized_direction(model, g).items()})   # float64: any float dtype
-    del torch
+    assert why.random_direction(lambda model, g: {   # float64: any float dtype is fine
+        name: d.double() for name, d in filter_normalized_direction(model, g).items()})
 
 
 def test_the_arithmetic_exercises_state_that_building_layers_is_refused():
@@ -942,9 +939,6 @@ def test_a_built_module_passed_to_a_function_checker_is_named_as_such():
 def test_a_not_implemented_error_from_torch_is_not_read_as_not_done_yet():
     import torch
 
-    def uses_an_unsupported_op(c, n, k):
-        raise NotImplementedError("Could not run 'aten::foo' with arguments from the 'Meta' "
-                                  "backend")   # as torch words it, raised inside torch
     # raised from a frame of torch's own code
     code = compile("def raising(*a):\n    raise NotImplementedError('no kernel for this')\n",
                    torch.__file__, "exec")
@@ -953,7 +947,6 @@ def test_a_not_implemented_error_from_torch_is_not_read_as_not_done_yet():
     message = rejects(check.stack_params, namespace["raising"], "PyTorch raised NotImplementedError")
     assert "not done yet" not in message
     assert "not done yet" in rejects(check.stack_params, not_implemented)
-    del uses_an_unsupported_op
 
 
 def test_a_change_of_torchs_global_settings_is_undone_and_named():

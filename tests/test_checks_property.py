@@ -157,11 +157,17 @@ def test_every_checker_of_the_course_is_here():
 def test_a_bad_answer_is_rejected_cleanly(checker, kind, monkeypatch):
     if kind in ("endless loop", "swallows the time limit"):
         monkeypatch.setattr(core, "TIME_LIMIT", FAST)
+    import sys
+
+    from torch.overrides import _get_current_function_mode_stack
     check, answers = CHECKERS[checker]
+    before = (sys.gettrace(), list(_get_current_function_mode_stack()))
     with pytest.raises(CheckFailed) as error:
         check(answers[kind])
     message = str(error.value)
     assert message.strip() and "Traceback" not in message
+    # nothing of the check is left behind: no tracer, no torch function mode
+    assert (sys.gettrace(), list(_get_current_function_mode_stack())) == before
 
 
 # --- each known mistake, rejected on every seed -----------------------------------------

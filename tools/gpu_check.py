@@ -27,7 +27,6 @@ CPU processes cannot synchronise), so the script is tested where there is no GPU
 """
 import argparse
 import copy
-import dataclasses
 import datetime
 import json
 import os
@@ -91,8 +90,8 @@ def ddp_model(device):
 
 
 class Report:
-    def __init__(self, device):
-        self.device, self.sections = device, {}
+    def __init__(self):
+        self.sections = {}
 
     def section(self, name, fn):
         start = time.perf_counter()
@@ -116,11 +115,6 @@ def check_data(tmp):
     return dict(cifar10=list(cifar.x_train.shape), fashion_mnist=list(fashion.x_train.shape))
 
 
-def synchronize(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def check_networks(device, budget, steps):
     tflops = gpu_estimate.reference_tflops()
     seen, rows = set(), []
@@ -136,7 +130,6 @@ def check_networks(device, budget, steps):
             run = train(lambda: copy.deepcopy(model), data, steps=steps, batch_size=batch_size,
                         eval_every=steps, device=device, use_cache=False, progress=False,
                         name=f"chapter {chapter}: {name}")
-            synchronize(device)
             roofline = gpu_estimate.run_seconds(model, shape, steps, batch_size, steps, tflops)
             rows.append(dict(
                 chapter=chapter, network=run.name, params=count_params(model),
@@ -296,7 +289,7 @@ def main(argv=None):
     budget = PROFILES["smoke" if args.dry else "gpu"]
     steps = 3 if args.dry else STEPS
     started = time.perf_counter()
-    report = Report(device)
+    report = Report()
     with tempfile.TemporaryDirectory() as folder:
         tmp = Path(folder)
         os.environ[training.CACHE_ENV] = str(tmp / "runs")

@@ -80,22 +80,22 @@ def _name_transition_mistakes(check, cls):
         return
     kinds = [m for m in yours.modules() if not list(m.children())]
     if any(isinstance(m, nn.MaxPool2d) for m in kinds):
-        check.problems.insert(0, "your transition max-pools; DenseNet's averages "
-                                 "(nn.AvgPool2d(2, stride=2)), keeping every channel's mean")
+        check.fail("your transition max-pools; DenseNet's averages (nn.AvgPool2d(2, "
+                   "stride=2)), keeping every channel's mean", first=True)
     if any(isinstance(m, nn.Conv2d) and m.bias is not None for m in kinds):
-        check.problems.insert(0, "your transition's convolution has a bias; the reference's "
-                                 "has none (bias=False), as every convolution of DenseNet")
+        check.fail("your transition's convolution has a bias; the reference's has none "
+                   "(bias=False), as every convolution of DenseNet", first=True)
     if any(getattr(m, "ceil_mode", False) for m in kinds):
-        check.problems.insert(0, "your transition pools with ceil_mode=True; an odd size "
-                                 "then rounds up, where DenseNet's rounds down (the default)")
+        check.fail("your transition pools with ceil_mode=True; an odd size then rounds up, "
+                   "where DenseNet's rounds down (the default)", first=True)
     order = [type(m).__name__ for m in kinds
              if isinstance(m, (nn.BatchNorm2d, nn.ReLU, nn.Conv2d, nn.AvgPool2d, nn.MaxPool2d))]
     expected = ["BatchNorm2d", "ReLU", "Conv2d", "AvgPool2d"]
     if isinstance(yours, nn.Sequential) and sorted(order) == sorted(expected) \
             and order != expected:
-        check.problems.insert(0, f"your transition's layers run in the order "
-                                 f"{'-'.join(order)}; DenseNet's is BN-ReLU-Conv1x1-AvgPool "
-                                 f"(normalise before the weights, as in the dense layers)")
+        check.fail(f"your transition's layers run in the order {'-'.join(order)}; DenseNet's "
+                   f"is BN-ReLU-Conv1x1-AvgPool (normalise before the weights, as in the "
+                   f"dense layers)", first=True)
 
 
 def transition_channels(fn, seed=None):

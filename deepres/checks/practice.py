@@ -142,13 +142,15 @@ def freeze_up_to(fn, seed=None):
                     continue
                 shared = {id(p) for p in got.parameters()} & {id(p) for p in model.parameters()}
                 if not shared:
-                    same = got.state_dict().keys() == weights.keys() and all(
-                        torch.equal(v, got.state_dict()[k]) for k, v in weights.items())
+                    after = got.state_dict()
+                    same = after.keys() == weights.keys() and all(
+                        torch.equal(v, after[k]) for k, v in weights.items())
                     check.fail(f"{label} returned {'a copy of the model' if same else 'another network'}"
                                f"; freeze the model it was given, in place (the caller's model "
                                f"is the one that will train){'' if same else ', keeping its weights'}")
                     continue
-            check.expect(all(torch.equal(v, model.state_dict()[k]) for k, v in weights.items()),
+            now = model.state_dict()
+            check.expect(all(torch.equal(v, now[k]) for k, v in weights.items()),
                          f"{label} changed the model's weights; freezing only stops them "
                          f"from training")
             wrong_frozen = [n for n, p in model.named_parameters()

@@ -86,7 +86,7 @@ def preact_block(cls, seed=None):
                 (_StrideOnSecondConv(8, 16, 2), "your block puts the stride on the second "
                  "convolution; it belongs on the first, as in the basic block")):
             if computes_like(lambda: cls(8, 16, 2), reference, variant, x):
-                check.problems.insert(0, f"your block(8, 16, stride=2): {message}")
+                check.fail(f"your block(8, 16, stride=2): {message}", first=True)
         # nothing may follow the addition: with the branch silenced, the block is the
         # identity for any input, negative values included
         block = check.call(cls, 8, 8, 1, label="your block(8, 8, 1)")

@@ -1,6 +1,5 @@
 """Checkers for the ResNeXt chapter's exercises."""
 import math
-from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -22,8 +21,7 @@ class _Untouchable(nn.Conv2d):
 
 
 # where each convolution function takes ``groups`` (argument index)
-_GROUPS_AT = {F.conv1d: 6, F.conv2d: 6, F.conv3d: 6, torch.conv2d: 6,
-              torch.convolution: 8}
+_GROUPS_AT = {F.conv1d: 6, F.conv2d: 6, F.conv3d: 6, torch.convolution: 8}   # (F.conv2d is torch.conv2d)
 
 
 class _UngroupedOnly(TorchFunctionMode):
@@ -44,12 +42,6 @@ class _UngroupedOnly(TorchFunctionMode):
         return func(*args, **kwargs)
 
 
-@contextmanager
-def _ungrouped_only():
-    with _UngroupedOnly():
-        yield
-
-
 def grouped_conv(fn, seed=None):
     """``fn(x, conv)``: conv(x) for a grouped ``nn.Conv2d``, computed by splitting the
     channels, convolving each group separately and concatenating."""
@@ -68,7 +60,7 @@ def grouped_conv(fn, seed=None):
             want = nn.Conv2d.forward(conv, x).detach()  # before your code runs
             label = (f"grouped_conv(x, Conv2d({c_in}, {c_out}, {k}, groups={groups}, "
                      f"stride={stride}))")
-            with _ungrouped_only():
+            with _UngroupedOnly():
                 got = check.call(fn, x, conv, label=label)
             got = None if got is CRASHED else check.tensor(got, label, like=want)
             if got is not None:
