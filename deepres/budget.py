@@ -21,6 +21,7 @@ import torch
 from . import cpu
 
 ENV_VAR = "DEEPRES_BUDGET"
+BOOK_BUDGET = "laptop"   # the budget the book's build trains its runs with (on a CPU)
 
 
 @dataclass(frozen=True)
@@ -104,11 +105,14 @@ def get_budget(name=None, device=None, verbose=True, **overrides):
     return budget
 
 
-def setup(budget=None, verbose=True):
+def setup(budget=None, verbose=True, book_runs=False):
     """The first cell of every chapter: seed, pick the device and the budget (the one
-    named, else ``$DEEPRES_BUDGET``, else the device's default)."""
+    named, else ``$DEEPRES_BUDGET``, else the device's default; with ``book_runs``, the
+    budget of the book's own runs, ``deepres.book_runs``)."""
     torch.manual_seed(0)
     torch.set_flush_denormal(True)  # denormals made deep nets up to 3x slower on CPU
     cpu.check()                     # the kernels' instruction set, pinned (deepres/cpu.py)
     device = pick_device(verbose)
+    if book_runs and budget is None:
+        budget = BOOK_BUDGET
     return device, get_budget(budget, device=device, verbose=verbose)

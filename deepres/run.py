@@ -46,7 +46,7 @@ import torch
 import torch.distributed as dist
 
 from . import training
-from .budget import PROFILES, get_budget, pick_device
+from .budget import BOOK_BUDGET, PROFILES, get_budget, pick_device
 from .data import load_cifar10_raw, load_fashion_mnist_raw
 from .experiments import chapter_runs
 from .cpu import num_threads
@@ -134,10 +134,16 @@ def _plan(chapters, budget, device):
     return todo, total
 
 
-def preview(chapter, budget, device):
+def preview(chapter, budget, device, book_runs=False):
     """Say, before a chapter trains anything, what it will train and about how long that
     takes here: the sum of the estimates (from a few timed steps) of its runs that are not
-    in the run cache. Returns those seconds."""
+    in the run cache. Returns those seconds. With ``book_runs``, the book's own runs are
+    put in the run cache first (``deepres.book_runs.use``): nothing is left to train."""
+    if book_runs:
+        from .book_runs import use
+        added = use(chapter, budget, device)
+        print(f"BOOK_RUNS = True: {added} of this chapter's runs were copied from the book's "
+              f"build into your run cache (the book's numbers, trained on a CPU).")
     todo, total = _plan([chapter], budget, device)
     if not todo:
         print(f"This chapter's {total} training runs ({budget.name} budget) are all in the "
@@ -146,7 +152,9 @@ def preview(chapter, budget, device):
         print(f"This chapter trains {total} runs ({budget.name} budget): "
               f"{total - len(todo)} are in the run cache, {len(todo)} to train on "
               f"{torch.device(device).type}, about {duration(sum(todo.values()))} here (the "
-              f"sum of their estimates from timed steps; your exercises' runs not counted).",
+              f"sum of their estimates from timed steps; your exercises' runs not counted). "
+              f"No time for that? Set BOOK_RUNS = True in this cell: the chapter then loads "
+              f"the book's own runs ({BOOK_BUDGET} budget) instead of training them.",
               flush=True)
     return sum(todo.values())
 

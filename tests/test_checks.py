@@ -26,7 +26,7 @@ def not_implemented(*args):
 # --- parameters of a stack ---------------------------------------------------------
 
 def test_stack_params_accepts_the_answer(capsys):
-    assert check.stack_params(lambda c, n, k: n * k * k * c * c)
+    assert check.stack_params(lambda c, n, k: n * k * k * c * c) is None   # nothing shown after the report
     assert "correct" in capsys.readouterr().out
 
 
@@ -58,7 +58,7 @@ def features(config, c, conv=lambda i, o: nn.Conv2d(i, o, 3, padding=1), relu=Tr
 
 
 def test_make_features_accepts_the_answer():
-    assert check.make_features(features)
+    check.make_features(features)
 
 
 @pytest.mark.parametrize("wrong, message", [
@@ -77,7 +77,7 @@ def test_make_features_rejects(wrong, message):
 # --- FLOPs of a convolution -------------------------------------------------------
 
 def test_conv_flops_accepts_the_answer():
-    assert check.conv_flops(lambda ci, co, k, h, w: 2 * ci * co * k * k * h * w)
+    check.conv_flops(lambda ci, co, k, h, w: 2 * ci * co * k * k * h * w)
 
 
 @pytest.mark.parametrize("wrong, message", [
@@ -100,7 +100,7 @@ from deepres.models import BasicBlock, PadShortcut, PreActBlock, Transition, pla
 
 
 def test_grad_norms_accepts_the_answer():
-    assert degradation.grad_norms(layer_grad_norms)
+    degradation.grad_norms(layer_grad_norms)
 
 
 def accumulating(model, x, y):  # forgets to zero the gradients
@@ -131,7 +131,7 @@ def test_grad_norms_rejects(wrong, message):
 
 
 def test_plain_net_accepts_the_answer():
-    assert degradation.plain_net(lambda n: plain(6 * n + 2))
+    degradation.plain_net(lambda n: plain(6 * n + 2))
 
 
 @pytest.mark.parametrize("wrong, message", [
@@ -168,7 +168,7 @@ class ReluBeforeAdd(BasicBlock):
 
 
 def test_basic_block_accepts_the_answer():
-    assert residual.basic_block(block_b)
+    residual.basic_block(block_b)
 
 
 @pytest.mark.parametrize("wrong, message", [
@@ -185,14 +185,14 @@ def test_basic_block_rejects(wrong, message):
 
 
 def test_option_a_accepts_the_answer():
-    assert residual.option_a(lambda x, c, s: PadShortcut(x.shape[1], c, s)(x))
+    residual.option_a(lambda x, c, s: F.pad(x[:, :, ::s, ::s], (0, 0, 0, 0, 0, c - x.shape[1])))
 
 
 def test_option_a_accepts_zeros_on_both_sides():
     def symmetric(x, c_out, stride):
         extra = c_out - x.shape[1]
         return F.pad(x[:, :, ::stride, ::stride], (0, 0, 0, 0, extra // 2, extra - extra // 2))
-    assert residual.option_a(symmetric)
+    residual.option_a(symmetric)
 
 
 @pytest.mark.parametrize("wrong, message", [
@@ -215,7 +215,7 @@ def reference_resnet_params(n):
 
 
 def test_resnet_params_accepts_a_hand_computed_answer():
-    assert residual.resnet_params(reference_resnet_params)
+    residual.resnet_params(reference_resnet_params)
 
 
 @pytest.mark.parametrize("wrong, message", [
@@ -235,7 +235,7 @@ from deepres.models import Bottleneck, DenseBlock
 
 
 def test_bottleneck_block_accepts_the_answer():
-    assert bottleneck.bottleneck_block(lambda c, p, s=1: Bottleneck(c, p, s, shortcut="B"))
+    bottleneck.bottleneck_block(lambda c, p, s=1: Bottleneck(c, p, s, shortcut="B"))
 
 
 @pytest.mark.parametrize("wrong, message", [
@@ -256,7 +256,7 @@ def reference_bottleneck_params(c_in, planes, stride):
 
 
 def test_bottleneck_params_accepts_a_hand_computed_answer():
-    assert bottleneck.bottleneck_params(reference_bottleneck_params)
+    bottleneck.bottleneck_params(reference_bottleneck_params)
 
 
 @pytest.mark.parametrize("wrong, message", [
@@ -277,7 +277,7 @@ def split_conv(x, conv):
 
 
 def test_grouped_conv_accepts_the_answer():
-    assert resnext.grouped_conv(split_conv)
+    resnext.grouped_conv(split_conv)
 
 
 @pytest.mark.parametrize("wrong, message", [
@@ -301,7 +301,7 @@ def solve_width(c):
 
 
 def test_width_for_cardinality_accepts_the_answer():
-    assert resnext.width_for_cardinality(solve_width)
+    resnext.width_for_cardinality(solve_width)
 
 
 @pytest.mark.parametrize("wrong, message", [
@@ -326,7 +326,7 @@ class NoBottleneckLayer(nn.Module):  # DenseNet without B: BN-ReLU-Conv3x3 only
 
 
 def test_dense_layer_accepts_the_answer():
-    assert densenet.dense_layer(LayerOnTensor)
+    densenet.dense_layer(LayerOnTensor)
 
 
 @pytest.mark.parametrize("wrong, message", [
@@ -359,7 +359,7 @@ class LastOnly(DenseBlock):  # concatenates only the input and the last layer's 
 
 
 def test_dense_block_accepts_the_answer():
-    assert densenet.dense_block(DenseBlock)
+    densenet.dense_block(DenseBlock)
 
 
 @pytest.mark.parametrize("wrong, message", [
@@ -371,7 +371,7 @@ def test_dense_block_rejects(wrong, message):
 
 
 def test_transition_channels_accepts_the_answer():
-    assert densenet.transition_channels(lambda c, n, k, t: int((c + n * k) * t))
+    densenet.transition_channels(lambda c, n, k, t: int((c + n * k) * t))
 
 
 @pytest.mark.parametrize("wrong, message", [
@@ -390,13 +390,12 @@ import copy  # noqa: E402
 import torch  # noqa: E402
 
 from deepres.checks import practice, why  # noqa: E402
-from deepres.landscape import filter_normalized_direction  # noqa: E402
-from deepres.lesion import delete_blocks, path_length_counts  # noqa: E402
+from deepres.lesion import path_length_counts  # noqa: E402
 from deepres.transfer import count_trainable, new_head  # noqa: E402
 
 
 def test_path_counts_accepts_the_answer():
-    assert why.path_counts(path_length_counts)
+    why.path_counts(path_length_counts)
 
 
 @pytest.mark.parametrize("wrong, message", [
@@ -424,12 +423,19 @@ def _shifted(model, indices):
     return model
 
 
+def own_remove_blocks(model, indices):   # the chapter's solution (the library's is refused)
+    lesioned = copy.deepcopy(model)
+    for i in indices:
+        lesioned.blocks[i] = nn.Identity()
+    return lesioned
+
+
 def _first_only(model, indices):
-    return delete_blocks(model, indices[:1])
+    return own_remove_blocks(model, indices[:1])
 
 
 def test_remove_blocks_accepts_the_answer():
-    assert why.remove_blocks(delete_blocks)
+    why.remove_blocks(own_remove_blocks)
 
 
 @pytest.mark.parametrize("wrong, message", [
@@ -452,8 +458,21 @@ def _whole_tensor_norm(model, generator):
     return out
 
 
+def own_direction(model, generator):   # the chapter's solution (the library's is refused)
+    direction = {}
+    for name, p in model.named_parameters():
+        if p.dim() == 1:
+            direction[name] = torch.zeros_like(p)
+        else:
+            d = torch.randn(p.shape, generator=generator)
+            for i in range(len(d)):
+                d[i] *= p[i].norm() / d[i].norm()
+            direction[name] = d.detach()
+    return direction
+
+
 def _bn_perturbed(model, generator):
-    out = filter_normalized_direction(model, generator)
+    out = own_direction(model, generator)
     return {name: d + 1 if d.dim() == 1 else d for name, d in out.items()}
 
 
@@ -468,7 +487,7 @@ def _raw_noise(model, generator):
 
 
 def _perturbs_model(model, generator):
-    out = filter_normalized_direction(model, generator)
+    out = own_direction(model, generator)
     with torch.no_grad():
         for name, p in model.named_parameters():
             p.add_(out[name])
@@ -476,7 +495,7 @@ def _perturbs_model(model, generator):
 
 
 def test_random_direction_accepts_the_answer():
-    assert why.random_direction(filter_normalized_direction)
+    why.random_direction(own_direction)
 
 
 @pytest.mark.parametrize("wrong, message", [
@@ -675,7 +694,7 @@ def _spoil(module, spoil):
 
 
 def test_a_right_block_in_another_order_with_same_padding_and_one_relu_passes():
-    assert residual.basic_block(ShortcutFirst)
+    residual.basic_block(ShortcutFirst)
 
 
 def test_a_bottleneck_with_its_stride_on_the_last_1x1_is_caught():
@@ -693,7 +712,7 @@ def test_a_bottleneck_with_its_stride_on_the_last_1x1_is_caught():
 @pytest.mark.parametrize("kind", ["numpy", "0-d tensor", "whole float"])
 def test_numbers_of_other_types_count(kind):
     wrap = {"numpy": np.int64, "0-d tensor": torch.tensor, "whole float": float}[kind]
-    assert check.stack_params(lambda c, n, k: wrap(n * k * k * c * c))
+    check.stack_params(lambda c, n, k: wrap(n * k * k * c * c))
 
 
 def test_grouped_conv_must_not_call_the_grouped_convolution():
@@ -745,8 +764,25 @@ class ProjectionWithBN(nn.Module):
         return self.inner(x)
 
 
+class OwnPreActBlock(nn.Module):   # the chapter's solution (the library's is refused)
+    def __init__(self, c_in, c_out, stride=1):
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(c_in)
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1, bias=False)
+        self.shortcut = nn.Identity()
+        if stride != 1 or c_in != c_out:
+            self.shortcut = nn.Conv2d(c_in, c_out, 1, stride, bias=False)
+
+    def forward(self, x):
+        out = self.conv1(torch.relu(self.bn1(x)))
+        out = self.conv2(torch.relu(self.bn2(out)))
+        return out + self.shortcut(x)
+
+
 def test_preact_block_accepts_the_answer():
-    assert residual.preact_block(PreActBlock)
+    residual.preact_block(OwnPreActBlock)
 
 
 @pytest.mark.parametrize("wrong, message", [
@@ -766,7 +802,7 @@ class MaxPoolTransition(Transition):
 
 
 def test_transition_layer_accepts_the_answer():
-    assert densenet.transition_layer(Transition)
+    densenet.transition_layer(Transition)
 
 
 @pytest.mark.parametrize("wrong, message", [
@@ -796,7 +832,7 @@ def experiment_runs(tmp_path_factory):
 
 def test_the_experiment_check_accepts_a_run_of_your_blocks(experiment_runs, capsys):
     budget, runs = experiment_runs
-    assert residual.block_in_experiment(lambda: runs["preact"], runs["plain"], budget,
+    residual.block_in_experiment(lambda: runs["preact"], runs["plain"], budget,
                                         PreActBlock)
     assert "too short to compare" in capsys.readouterr().out
 
@@ -823,14 +859,14 @@ def test_the_experiment_check_judges_the_outcome_when_the_budget_can_tell(experi
     rejects(lambda cls: residual.block_in_experiment(lambda: mine, plain_run, long, cls),
             PreActBlock, "not clearly below plain-56's")
     better = with_error(runs["preact"], 0.12)
-    assert residual.block_in_experiment(lambda: better, plain_run, long, PreActBlock)
+    residual.block_in_experiment(lambda: better, plain_run, long, PreActBlock)
 
 
 # --- chapter 8: counting, heads, freezing ---------------------------------------------
 
 
 def test_param_counts_accepts_the_answer():
-    assert practice.param_counts(count_trainable)
+    practice.param_counts(count_trainable)
 
 
 @pytest.mark.parametrize("wrong, message", [
@@ -860,7 +896,7 @@ def _head_reinit_all(model, n):
 
 
 def test_replace_head_accepts_the_answer():
-    assert practice.replace_head(new_head)
+    practice.replace_head(new_head)
 
 
 @pytest.mark.parametrize("wrong, message", [
@@ -884,13 +920,13 @@ def _freeze(model, up_to, stem=True, include_last=True, head=False):
 
 
 def test_freeze_up_to_accepts_the_answer():
-    assert practice.freeze_up_to(_freeze)
+    practice.freeze_up_to(_freeze)
 
 
 def test_freeze_up_to_accepts_changing_the_model_in_place_without_a_return():
     def in_place(model, up_to):
         _freeze(model, up_to)
-    assert practice.freeze_up_to(in_place)
+    practice.freeze_up_to(in_place)
 
 
 @pytest.mark.parametrize("wrong, message", [
@@ -908,12 +944,11 @@ def test_freeze_up_to_rejects(wrong, message):
 
 def test_numpy_arrays_are_accepted_where_a_tensor_of_the_same_values_is():
     from deepres.checks import degradation, why
-    from deepres.landscape import filter_normalized_direction
     from deepres.measure import layer_grad_norms
-    assert why.path_counts(lambda n: np.array([math.comb(n, k) for k in range(n + 1)]))
-    assert degradation.grad_norms(lambda model, x, y: np.array(layer_grad_norms(model, x, y)))
-    assert why.random_direction(lambda model, g: {   # float64: any float dtype is fine
-        name: d.double() for name, d in filter_normalized_direction(model, g).items()})
+    why.path_counts(lambda n: np.array([math.comb(n, k) for k in range(n + 1)]))
+    degradation.grad_norms(lambda model, x, y: np.array(layer_grad_norms(model, x, y)))
+    why.random_direction(lambda model, g: {   # float64: any float dtype is fine
+        name: d.double() for name, d in own_direction(model, g).items()})
 
 
 def test_the_arithmetic_exercises_state_that_building_layers_is_refused():
@@ -1031,3 +1066,39 @@ def test_the_experiment_check_compares_on_the_laptop_budget(experiment_runs):
                                                                cls),
                       PreActBlock, "not clearly below plain-56's")
     assert "pass seed=" not in message and "laptop budget" not in message
+
+
+# --- the course's own code handed in as an answer (issue 24) -------------------------
+
+def test_the_librarys_own_code_is_turned_away_as_an_answer():
+    """The page used the library's delete_blocks, filter_normalized_direction,
+    PadShortcut; an answer that is it, or calls it, is refused, by name."""
+    from deepres.checks import residual, why
+    from deepres.landscape import filter_normalized_direction
+    from deepres.lesion import delete_blocks
+    from deepres.models import PadShortcut, PreActBlock
+    rejects(why.remove_blocks, delete_blocks, "`delete_blocks`", "write it yourself")
+    rejects(why.remove_blocks, lambda model, indices: delete_blocks(model, indices),
+            "`delete_blocks`")
+    rejects(why.random_direction, filter_normalized_direction, "`filter_normalized_direction`")
+    rejects(residual.option_a, lambda x, c_out, stride: PadShortcut(x.shape[1], c_out, stride)(x),
+            "`PadShortcut`")
+
+
+
+def test_a_learners_own_function_of_a_librarys_name_is_fine(capsys):
+    """Only the library's object is refused: a helper of the learner's own that happens
+    to be called delete_blocks is their own code."""
+    import copy as copy_module
+
+    from deepres.checks import why
+    namespace = {"copy": copy_module, "nn": nn}
+    exec("def delete_blocks(model, indices):\n"
+         "    out = copy.deepcopy(model)\n"
+         "    for i in indices:\n"
+         "        out.blocks[i] = nn.Identity()\n"
+         "    return out\n"
+         "def remove_blocks(model, indices):\n"
+         "    return delete_blocks(model, indices)\n", namespace)
+    why.remove_blocks(namespace["remove_blocks"])
+    assert "correct" in capsys.readouterr().out

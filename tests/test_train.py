@@ -1,5 +1,7 @@
 import copy
 import dataclasses
+import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -337,3 +339,32 @@ def test_cpu_runs_train_on_deepres_threads_and_are_keyed_by_it(cache, monkeypatc
     assert one.config["threads"] == 1 and fit(data, use_cache=True).cached
     monkeypatch.setenv(train_module.THREADS_ENV, "2")
     assert not fit(data, use_cache=True).cached
+
+
+def test_a_class_changed_in_a_notebook_cell_trains_again(tmp_path):
+    """As a learner does it, in a Jupyter kernel: define a block in a cell, train, fix
+    only its forward() in the cell and run it again, train again: a new run, with its
+    own numbers, not the old one from the cache (Python 3.11+ cannot read the source of
+    a class defined in a cell)."""
+    import nbformat
+    from nbclient import NotebookClient
+    setup = ("import os, sys\n"
+             f"os.environ['DEEPRES_CACHE'] = {str(tmp_path / 'cache')!r}\n"
+             f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+             "from helpers import synthetic_data\n"
+             "from deepres import train\n"
+             "data = synthetic_data()\n"
+             "settings = dict(steps=4, batch_size=32, eval_every=4, progress=False)")
+    trained = ("run = train(Block, data, **settings)\n"
+               "print('cached:', run.cached, run.history['loss'])")
+    cells = [setup, NOTEBOOK_CELL.format(extra=""), trained,
+             NOTEBOOK_CELL.format(extra=""), trained,            # the same code again
+             NOTEBOOK_CELL.format(extra=" * 2"), trained]        # only forward() changed
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    NotebookClient(notebook, timeout=300, kernel_name="python3").execute()
+    said = [re.search(r"^cached: (\w+) (.*)$", "".join(o.get("text", "") for o in
+                                                   notebook.cells[i].outputs), re.M).groups()
+            for i in (2, 4, 6)]
+    (first, losses), (again, same_losses), (changed, new_losses) = said
+    assert (first, again, changed) == ("False", "True", "False")
+    assert same_losses == losses and new_losses != losses

@@ -21,15 +21,21 @@ from pathlib import Path
 import jupytext
 import nbformat
 from pybtex.database import parse_file
+from pybtex.richtext import Text
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "_ext"))
 from repository import book_url, library_commit, repository_url  # noqa: E402
 
+from deepres.book_runs import SOURCE_ENV, read_index  # noqa: E402
+from deepres.training import duration  # noqa: E402
+
 EXECUTED = ROOT / "_build" / "jupyter_execute"  # where `make book` leaves the executed pages
 BOOK_MARK = "<sup>†</sup>"
 NUMBER = re.compile(r"^[-+]?[\d.,]+(e[-+]?\d+)?%?$")
 ANSWER_CELL = "<!-- the learner's answer cell -->"
+CODE_CELL = "<!-- the learner's code cell -->"   # a prose exercise that asks for a computation
+COMPUTE = "with-code"   # the class that marks such an exercise (``:class: with-code``)
 # Glued values that measure this machine (times, memory): they differ from run to run.
 MEASURED_PREFIXES = ("time_", "mem_")
 FENCE = re.compile(r"^(`{3,}|:{3,})\{([\w:-]+)\}\s*(.*)$")
@@ -64,7 +70,21 @@ def glued_values(executed_notebook):
             budget = re.search(r"^budget: (\w+) \(", out.get("text", ""), re.M)
             if budget:
                 values.setdefault("book_budget", budget.group(1))
-    return values
+    return values | book_runs_values(executed_notebook)
+
+
+def book_runs_values(executed_notebook):
+    """What the book published of the chapter's runs (``_ext/publish_runs.py``): how
+    many, their size, their training time and the rest of the chapter's time in the
+    build. Nothing for a chapter without published runs."""
+    index = read_index(Path(executed_notebook).parents[2] / "html" / "runs")
+    entry = index.get(int(Path(executed_notebook).name[:2]))
+    if not entry:
+        return {}
+    return {"book_runs": str(entry["runs"]),
+            "mem_book_runs": f"{entry['bytes'] / 1e6:.0f} MB",
+            "time_book_train": duration(entry["train_seconds"]),
+            "time_book_rest": duration(entry["rest_seconds"] or 0)}
 
 
 def chapters():
@@ -83,7 +103,7 @@ class Bibliography:
         return self.entries[key].persons.get("author", [])
 
     def _who(self, key):
-        names = [" ".join(p.last_names) for p in self._names(key)]
+        names = [" ".join(p.prelast_names + p.last_names) for p in self._names(key)]
         return _plain(names[0] if len(names) == 1 else (
             f"{names[0]} & {names[1]}" if len(names) == 2 else f"{names[0]} et al."))
 
@@ -107,8 +127,8 @@ class Bibliography:
         lines = []
         for key in self.cited:
             entry = self.entries[key]
-            names = ", ".join(" ".join(p.first_names + p.middle_names + p.last_names)
-                              for p in self._names(key))
+            names = ", ".join(" ".join(p.first_names + p.middle_names + p.prelast_names
+                                       + p.last_names) for p in self._names(key))
             venue = (entry.fields.get("booktitle") or entry.fields.get("journal")
                      or entry.fields.get("institution") or "")
             arxiv = f" arXiv:{entry.fields['eprint']}." if "eprint" in entry.fields else ""
@@ -119,21 +139,20 @@ class Bibliography:
 
 
 def _plain(text):
-    """BibTeX text to plain text: accents and braces."""
-    for tex, char in ((r"{\'a}", "á"), (r'{\"u}', "ü"), (r'{\"o}', "ö"), (r"\'a", "á")):
-        text = text.replace(tex, char)
-    return text.replace("{", "").replace("}", "")
+    """BibTeX text to plain text: accents, special letters ({\\L}ukasz) and braces."""
+    return Text.from_latex(text).render_as("text")
 
 
 class Converter:
     """Turns the chapter's cells into the learner's cells, one markdown line at a time."""
 
-    def __init__(self, bib, values=None, page_url=""):
+    def __init__(self, bib, values=None, page_url="", first_exercise=1):
         self.bib = bib
         self.values = values  # the book's glued numbers; None: leave the names
         self.page_url = page_url  # the chapter's page in the published book
         self.in_solution = False  # inside {solution-start} ... {solution-end}, across cells
-        self.exercises = 0
+        self.exercises = first_exercise - 1  # the book numbers them through all chapters
+        self.prose_label = None   # the label of the last prose exercise
 
     def roles(self, line):
         def replace(match):
@@ -181,9 +200,12 @@ class Converter:
         return (body, options), i + 1
 
     def directive(self, name, argument, body, options=None):
-        if name == "solution-start":
+        if name == "solution-start":   # a code exercise's solution: link to it instead
             self.in_solution = True
-            return []
+            if argument.strip() == self.prose_label:   # linked to already, with the answer
+                return []
+            return [f"*Stuck, or done? [The solution]({self.page_url}#{argument.strip()}) is "
+                    f"in the book, under the exercise.*"]
         if name == "solution-end":
             self.in_solution = False
             return []
@@ -194,10 +216,12 @@ class Converter:
             title = f"### Exercise {self.exercises}" + (f": {argument}" if argument else "")
             lines = [title, ""] + [self.roles(line) for line in body]
             if name == "exercise":  # a prose exercise: room for the answer, then the link
-                label = (options or {}).get("label", "")
+                label = self.prose_label = (options or {}).get("label", "")
                 link = f"{self.page_url}#{label}" if label else self.page_url
-                lines += ["", ANSWER_CELL, f"When you have written your answer, compare it "
-                          f"with [the solution in the book]({link}) (under the exercise)."]
+                code = [CODE_CELL] if COMPUTE in (options or {}).get("class", "") else []
+                lines += ["", *code, ANSWER_CELL, f"When you have written your answer, "
+                          f"compare it with [the solution in the book]({link}) (under the "
+                          f"exercise)."]
             return lines
         if name == "footbibliography":
             return [self.bib.reference_list()]
@@ -253,13 +277,18 @@ if found not in (COMMIT, "local"):
     print(f"Installed the course library from {{REPOSITORY}} at commit {{COMMIT[:10]}}.")
     if "deepres" in sys.modules:
         print("An older version was already imported: restart the session (Runtime > "
-              "Restart session), then run the notebook from the top.")'''
+              "Restart session), then run the notebook from the top.")
+
+# Where a chapter finds the book's own runs when its first cell says BOOK_RUNS = True.
+import os
+os.environ.setdefault("{source_env}", "{book_runs}")'''
 
 
 def install_cell(commit=None):
     """The install cell, pinned to ``commit`` (default: the library's last commit)."""
-    return nbformat.v4.new_code_cell(INSTALL.format(url=repository_url(),
-                                                    commit=commit or library_commit()))
+    return nbformat.v4.new_code_cell(INSTALL.format(
+        url=repository_url(), commit=commit or library_commit(), source_env=SOURCE_ENV,
+        book_runs=f"{book_url()}runs/"))
 
 
 def pinned_commit(notebook):
@@ -272,16 +301,41 @@ def pinned_commit(notebook):
 
 
 def intro_cell(md_path, values):
-    budget = values.get("book_budget", "laptop") if values else "laptop"
+    values = values or {}
+    budget = values.get("book_budget", "laptop")
+    mark = BOOK_MARK
+    if "book_runs" in values:
+        timing = (
+            f"**How long it takes.** In the book's build, on a CPU (one run per core, two "
+            f"cores), training this chapter's {values['book_runs']} runs took "
+            f"{values['time_book_train']}{mark}, and the rest of the chapter "
+            f"{values['time_book_rest']}{mark}. The first code cell prints, before anything "
+            f"trains, how long the training will take on your device (on a GPU, far less). "
+            f"No GPU, or no time? Set `BOOK_RUNS = True` in that cell: the chapter then "
+            f"loads the book's own runs ({values['mem_book_runs']}{mark} to download, the "
+            f"`laptop` budget) instead of training them, and takes about as long as the "
+            f"rest of the chapter did in the build. Every exercise still works; the runs of "
+            f"your own exercise code train here.")
+    else:
+        timing = ("**How long it takes.** This chapter's runs are trained in the page, and "
+                  "its code cells print how long they will take on your device before they "
+                  "start.")
     return nbformat.v4.new_markdown_cell(
         f"*The learner's version of a chapter of **Deep Residual Networks, Hands-On** "
         f"({repository_url()}); the book is at {book_url()}. The solutions are removed: "
         f"write your code where it says `YOUR CODE HERE`, then run the check cell below "
         f"it.*\n\n"
-        f"*Numbers marked † in the text are the ones the book's build computed (the "
-        f"`{budget}` budget, on a CPU). Your run prints its own in the cells above them.*"
-        f"\n\n"
-        f"*The chapter's first code cell picks the compute budget: set `BUDGET` there "
+        f"**\"Run all\" stops at the first exercise you have not solved.** That is by "
+        f"design: the exercise's check cell stops with a message that says what is missing "
+        f"(\"not done yet\" at first), and nothing after an error runs. Write your answer, "
+        f"run its cell and the check again, then run the rest: select the cell after the "
+        f"check and use *Runtime > Run cell and below* in Colab (*Run > Run Selected Cell "
+        f"and All Below* in Jupyter). To read on without solving it, do the same: no later "
+        f"cell needs your answer.\n\n"
+        f"{timing}\n\n"
+        f"*Numbers marked † are the ones the book's build computed (the `{budget}` budget, "
+        f"on a CPU). Your run prints its own in the cells above them.*\n\n"
+        f"*The first code cell also picks the compute budget: set `BUDGET` there "
         f"(`\"smoke\"`, `\"laptop\"`, `\"gpu\"` or `\"paper\"`). Training runs are cached in "
         f"`~/.cache/deepres`, which Colab forgets when the runtime ends. To keep them, mount "
         f"Google Drive and point the cache there before that cell:* "
@@ -293,6 +347,20 @@ def intro_cell(md_path, values):
         f"of the course, they are trained again.*")
 
 
+def first_exercise(md_path):
+    """The book's number of the chapter's first exercise: sphinx-exercise numbers them
+    through the whole book, in the order of ``_toc.yml``."""
+    pages = re.findall(r"file:\s*(\S+)", (ROOT / "_toc.yml").read_text())
+    before = 0
+    for page in pages:
+        if Path(page).stem == md_path.stem:
+            return before + 1
+        source = (ROOT / page).with_suffix(".md")
+        before += len(re.findall(r"^(?:`{3,}|:{3,})\{(?:exercise|exercise-start)\}",
+                                 source.read_text(), re.M)) if source.is_file() else 0
+    raise UnknownMarkup(f"{md_path.name} is not in _toc.yml")
+
+
 def learner_notebook(md_path, values=None, commit=None):
     """The learner's notebook of one chapter, as an nbformat notebook, with the glued
     ``values`` of the executed chapter (default: read from the book's build), installing
@@ -301,15 +369,17 @@ def learner_notebook(md_path, values=None, commit=None):
         values = glued_values(EXECUTED / "chapters" / md_path.with_suffix(".ipynb").name)
     chapter = jupytext.read(md_path)
     page = f"{book_url()}chapters/{md_path.stem}.html"
-    converter = Converter(Bibliography(), values, page)
+    converter = Converter(Bibliography(), values, page, first_exercise(md_path))
     cells = []
     for cell in chapter.cells:
         if cell.cell_type == "markdown":
             text = converter.markdown(cell.source)
-            for i, part in enumerate(text.split(ANSWER_CELL)):
-                if i:  # an empty cell where the learner writes a prose answer
+            for part in re.split(f"({re.escape(ANSWER_CELL)}|{re.escape(CODE_CELL)})", text):
+                if part == ANSWER_CELL:  # an empty cell where the learner writes a prose answer
                     cells.append(nbformat.v4.new_markdown_cell("*Your answer:* "))
-                if part.strip():
+                elif part == CODE_CELL:  # and one for the computation it asks for
+                    cells.append(nbformat.v4.new_code_cell("# Your computation here\n"))
+                elif part.strip():
                     cells.append(nbformat.v4.new_markdown_cell(part.strip()))
         elif not converter.in_solution:
             tags = cell.metadata.get("tags", [])

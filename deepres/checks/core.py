@@ -267,18 +267,22 @@ def no_modules(exercise):
 
 
 def run_checks(exercise, body, hint="", answer=None, kind=None, seed=None, limit=None,
-               seeded=True):
-    """Run ``body(checker)`` and report. The function every check cell calls.
+               seeded=True, library=()):
+    """Run ``body(checker)`` and report. The function every check cell calls. It returns
+    None (a check cell shows the report and nothing else) and raises :class:`CheckFailed`
+    when something is wrong.
 
     ``answer`` is what the learner passed in: something callable, a class (``kind=
     "class"``, though a function that builds the module is fine too) or a function.
     ``seed`` repeats the random cases of an earlier check (``seeded=False``: the check
     draws none). A check stops after ``limit`` seconds (default ``TIME_LIMIT``). Whatever
     the learner's code changes of torch's global settings (default dtype, autograd on or
-    off) is put back, and said."""
+    off) is put back, and said. ``library``: the course's own functions or classes that
+    do what the exercise asks (the page used them); an answer that is, or calls, one of
+    them is turned away."""
     _hints.update(exercise=exercise, hint=hint)
     if answer is not None:
-        problem = _answer_problem(answer, kind)
+        problem = _answer_problem(answer, kind) or _library_answer(answer, library)
         if problem:
             raise CheckFailed(f"{exercise}: {problem}")
     checker = Checker(exercise, hint, seed, seeded)
@@ -300,7 +304,6 @@ def run_checks(exercise, body, hint="", answer=None, kind=None, seed=None, limit
         checker.fail(f"the check could not use what your code returned "
                      f"({type(error).__name__}: {error})")
     checker.report()
-    return True
 
 
 @contextmanager
@@ -343,6 +346,40 @@ def _answer_problem(answer, kind):
         return (f"pass the {kind or 'function'} you wrote (its name, without parentheses), "
                 f"not {name} {_short(answer)}.")
     return None
+
+
+def _library_answer(answer, library):
+    """What is wrong with an answer that hands in the library's own code, or None."""
+    for own in library:
+        if answer is own or _calls(answer, own):
+            return (f"your answer uses the course's own `{own.__name__}` "
+                    f"({own.__module__}), which the page used; the exercise is to write "
+                    f"it yourself, without it")
+    return None
+
+
+def _calls(fn, own):
+    """Whether the function ``fn`` looks up ``own``: as a global of its notebook or
+    module, from an enclosing function, or as an attribute of that name (a learner's
+    own function of that name is fine)."""
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        return False
+    scope = getattr(fn, "__globals__", {})
+    names = _names_used(code)
+    enclosing = [c.cell_contents for c in (getattr(fn, "__closure__", None) or ())
+                 if c.cell_contents is own]
+    return bool(enclosing) or (own.__name__ in names
+                               and scope.get(own.__name__, own) is own)
+
+
+def _names_used(code):
+    """The global names a function's code (and the functions nested in it) looks up."""
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if hasattr(const, "co_names"):
+            names |= _names_used(const)
+    return names
 
 
 def _describe_call(fn, args, kwargs):

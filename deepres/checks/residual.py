@@ -3,7 +3,7 @@ import torch
 from torch import nn
 
 from ..measure import count_params
-from ..models.blocks import BasicBlock, PreActBlock
+from ..models.blocks import BasicBlock, PadShortcut, PreActBlock
 from ..models.cifar import resnet_cifar
 from ..training import Run
 from .core import CRASHED, compare_modules, computes_like, hint, run_checks  # noqa: F401 (hint: check.hint())
@@ -203,7 +203,7 @@ def option_a(fn, seed=None):
             check.expect(not rest.any(), f"{label}: the added channels must be zeros")
 
     return run_checks("Exercise: the option-A shortcut", body, answer=fn, kind="function",
-                      seed=seed,
+                      seed=seed, library=(PadShortcut,),
                       hint="two steps: keep every stride-th pixel (slicing has a step), then "
                            "make up the missing channels with something that has no "
                            "parameters.")

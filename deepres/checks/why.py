@@ -6,6 +6,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..landscape import filter_normalized_direction
 from ..lesion import deletable_blocks, delete_blocks, keeps_shape
 from ..models.cifar import plain, resnet_cifar
 from .core import CRASHED, hint, no_modules, run_checks  # noqa: F401
@@ -120,7 +121,7 @@ def remove_blocks(fn, seed=None):
                     check.expect(True, "")
 
     return run_checks("Exercise: deleting blocks", body, answer=fn, kind="function",
-                      seed=seed,
+                      seed=seed, library=(delete_blocks,),
                       hint="copy first, then replace model.blocks[i] (an nn.Sequential "
                            "accepts item assignment) for each listed i.")
 
@@ -180,7 +181,7 @@ def random_direction(fn, seed=None):
                 _randomness_rules(check, fn, model, label, directions, draw, r)
 
     return run_checks("Exercise: a filter-normalised direction", body, answer=fn,
-                      kind="function", seed=seed,
+                      kind="function", seed=seed, library=(filter_normalized_direction,),
                       hint="for a weight p of shape (C_out, ...), d[i] is a filter: multiply "
                            "it by p[i].norm() / d[i].norm(). Which parameters have only one "
                            "dimension?")
