@@ -183,7 +183,7 @@ def published(tmp_path_factory):
     return SimpleNamespace(url=f"file://{repo}", commit=first, later=later)
 
 
-def run_in_colab(python, notebooks, tmp_path, proxy_url):
+def run_in_colab(python, notebooks, tmp_path, proxy_url, **more_env):
     """Run notebooks with ``tests/colab_runner.py`` in the Colab-like runtime; one result
     (a dict) per notebook."""
     home = tmp_path / "home"
@@ -192,7 +192,7 @@ def run_in_colab(python, notebooks, tmp_path, proxy_url):
     empty.mkdir(exist_ok=True)
     env = {"PATH": f"{python.parent}:/usr/bin:/bin", "HOME": str(home),
            "DEEPRES_BUDGET": "smoke", "http_proxy": proxy_url, "LANG": "C.UTF-8",
-           "MPLBACKEND": "Agg"}
+           "MPLBACKEND": "Agg", **more_env}
     runner = " ".join(f"'{a}'" for a in [python, ROOT / "tests" / "colab_runner.py", *notebooks])
     script = f"mount --bind '{empty}' {DEBIAN} && exec {runner}"
     result = subprocess.run(["unshare", "--mount", "sh", "-c", script], capture_output=True,
@@ -360,3 +360,28 @@ def test_the_gpu_learners_cifar10_comes_through_torchvisions_download(colab_pyth
                              "be downloaded"), failed
     assert "cifar-10-batches-py" in failed and "DEEPRES_DATA" in failed
     assert "dataset-fashion-mnist" not in failed   # no Debian package has CIFAR-10
+
+
+def test_the_books_runs_load_in_colabs_runtime(colab_python, published, book, tmp_path,
+                                               monkeypatch):
+    """A CPU learner with no time, in Colab's runtime: its torch is not the book's, so its
+    run keys are not the book's. With BOOK_RUNS = True, chapter 2 loads the book's runs
+    (published by this build) and trains none of them, up to its first exercise."""
+    monkeypatch.setenv("DEEPRES_REPOSITORY_URL", published.url)
+    monkeypatch.setenv("DEEPRES_REPOSITORY_COMMIT", published.commit)
+    md = ROOT / "chapters" / "02_degradation.md"
+    committed = nbformat.read(md.with_suffix(".ipynb"), as_version=4)
+    notebook = learner.learner_notebook(md, committed.metadata["deepres"]["book_values"])
+    first = next(c for c in notebook.cells[3:] if c.cell_type == "code")
+    first.source = first.source.replace("BOOK_RUNS = False", "BOOK_RUNS = True")
+    notebook.metadata["deepres_test"] = {"allow_errors": False}   # stop at the first error
+    path = tmp_path / "02_degradation.ipynb"
+    nbformat.write(notebook, path)
+    files = {p.name: p for p in DEBIAN.glob("*.gz")}
+    with FileServer(files) as server:
+        [result] = run_in_colab(colab_python, [path], tmp_path, server.url,
+                                DEEPRES_BOOK_RUNS=str(book[2] / "runs"))
+    assert "were copied from the book's build" in result["stdout"], result["stdout"][-2000:]
+    assert "not in the run cache; training" not in result["stdout"]
+    [error] = result["errors"]   # the first exercise, unsolved: where "Run all" stops
+    assert error["ename"] == "CheckFailed" and "not done yet" in error["evalue"]

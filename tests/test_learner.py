@@ -308,7 +308,10 @@ def exercises_in_book(html):
     """[(number, title)] of the exercises of a built page, in order."""
     found = re.findall(r'<p class="admonition-title"><span class="caption-number">'
                        r'Exercise (\d+) </span> \(([^<]*)\)</p>', html)
-    return [(int(n), title) for n, title in found]
+    import html as html_module
+    plain = {"’": "'", "‘": "'", "“": '"', "”": '"', "–": "--", "—": "---"}   # smartquotes
+    return [(int(n), "".join(plain.get(ch, ch) for ch in html_module.unescape(title)))
+            for n, title in found]
 
 
 @pytest.mark.parametrize("md", CHAPTERS, ids=IDS)
@@ -432,3 +435,15 @@ def test_no_answer_is_shown_before_its_exercise(md):
                     shown = [j for j in range(stub) if shows(name, cells[j])]
                     assert not shown, (f"{md.stem}: {name} is shown before the exercise "
                                        f"that check.{fn} checks: {cells[shown[0]][:200]}")
+
+
+@pytest.mark.parametrize("md", CHAPTERS, ids=IDS)
+def test_a_passing_check_shows_its_report_and_nothing_else(md, book):
+    """No bare `True` under a check cell: a check prints its report and returns None."""
+    executed = book[2].parent / "jupyter_execute" / "chapters" / f"{md.stem}.ipynb"
+    checks = [c for c in nbformat.read(executed, as_version=4).cells
+              if c.cell_type == "code" and re.search(r"^check\.\w+\(", c.source, re.M)]
+    assert checks
+    for cell in checks:
+        assert [o.output_type for o in cell.outputs] == ["stream"], cell.source
+        assert "correct" in cell.outputs[0].text

@@ -306,10 +306,10 @@ def intro_cell(md_path, values):
     mark = BOOK_MARK
     if "book_runs" in values:
         timing = (
-            f"**How long it takes.** In the book's build, on a CPU (one run per core, two "
-            f"cores), training this chapter's {values['book_runs']} runs took "
-            f"{values['time_book_train']}{mark}, and the rest of the chapter "
-            f"{values['time_book_rest']}{mark}. The first code cell prints, before anything "
+            f"**How long it takes.** In the book's build, on a CPU core, training this "
+            f"chapter's {values['book_runs']} runs took {values['time_book_train']}{mark} "
+            f"(one after the other, as the notebook trains them), and the rest of the "
+            f"chapter {values['time_book_rest']}{mark}. The first code cell prints, before anything "
             f"trains, how long the training will take on your device (on a GPU, far less). "
             f"No GPU, or no time? Set `BOOK_RUNS = True` in that cell: the chapter then "
             f"loads the book's own runs ({values['mem_book_runs']}{mark} to download, the "
