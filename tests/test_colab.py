@@ -206,8 +206,8 @@ def learner_notebooks_for(published, tmp_path, monkeypatch):
     book's numbers of the committed notebook, installing its first commit), each check run
     unsolved, then solved."""
     monkeypatch.setenv("DEEPRES_REPOSITORY_URL", published.url)
+    monkeypatch.setenv("DEEPRES_BOOK_URL", "https://book.example/")   # (not on GitHub)
     monkeypatch.setenv("DEEPRES_REPOSITORY_COMMIT", published.commit)
-    monkeypatch.setenv("DEEPRES_BOOK_URL", "https://book.example/")
     paths = []
     for md in learner.chapters():
         committed = nbformat.read(md.with_suffix(".ipynb"), as_version=4)
@@ -274,6 +274,7 @@ def test_every_learner_notebook_runs_in_colab(colab_python, published, tmp_path,
 
 def test_install_cell_fails_with_a_message_not_a_traceback(colab_python, tmp_path, monkeypatch):
     monkeypatch.setenv("DEEPRES_REPOSITORY_URL", "file:///nonexistent/deep-residual-networks")
+    monkeypatch.setenv("DEEPRES_BOOK_URL", "https://book.example/")   # (not on GitHub)
     notebook = nbformat.v4.new_notebook(cells=[learner.install_cell(),
                                                nbformat.v4.new_code_cell("print('next')")])
     path = tmp_path / "install.ipynb"
@@ -296,6 +297,7 @@ def test_a_runtime_with_another_version_gets_the_notebooks_own(colab_python, pub
     release gets the library that notebook was made with, not the one already there."""
     _run(colab_python, "-m", "pip", "install", "--quiet", f"git+{published.url}@{published.later}")
     monkeypatch.setenv("DEEPRES_REPOSITORY_URL", published.url)
+    monkeypatch.setenv("DEEPRES_BOOK_URL", "https://book.example/")   # (not on GitHub)
     probe = ("import importlib.metadata as m, json, deepres; print(json.loads(m.distribution("
              "'deepres').read_text('direct_url.json'))['vcs_info']['commit_id'], "
              "hasattr(deepres, 'LATER'))")
@@ -368,6 +370,7 @@ def test_the_books_runs_load_in_colabs_runtime(colab_python, published, book, tm
     run keys are not the book's. With BOOK_RUNS = True, chapter 2 loads the book's runs
     (published by this build) and trains none of them, up to its first exercise."""
     monkeypatch.setenv("DEEPRES_REPOSITORY_URL", published.url)
+    monkeypatch.setenv("DEEPRES_BOOK_URL", "https://book.example/")   # (not on GitHub)
     monkeypatch.setenv("DEEPRES_REPOSITORY_COMMIT", published.commit)
     md = ROOT / "chapters" / "02_degradation.md"
     committed = nbformat.read(md.with_suffix(".ipynb"), as_version=4)
