@@ -4,8 +4,10 @@ notebook, its solutions pasted in (as a learner who solved every exercise has it
 keys are not the book's), timed from the first cell to the last. The exercises' own
 runs train; the chapter's runs come from the book's build (``_build/html/runs``, made by
 ``make book``). Without the book's runs, a learner waits that long and the training of
-the chapter's runs besides, which the build measured (``_build/html/runs/index.json``,
-one thread a run): printed beside.
+the chapter's runs besides: printed beside, as the chapter's first cell estimates it here
+(``deepres.run.plan``, from timed steps, on PyTorch's own thread count), and as the
+build measured it (``_build/html/runs/index.json``, one thread a run, two runs side by
+side).
 
     python tools/learner_times.py [CHAPTER ...]
 """
@@ -24,7 +26,11 @@ sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tools")]
 from helpers import with_solutions  # noqa: E402
 from learner import chapters  # noqa: E402
 
+import torch  # noqa: E402
+
 from deepres.book_runs import SOURCE_ENV, read_index  # noqa: E402
+from deepres.budget import get_budget  # noqa: E402
+from deepres.run import plan  # noqa: E402
 from deepres.training import THREADS_ENV, duration  # noqa: E402
 
 
@@ -33,8 +39,9 @@ def main(wanted):
     index = read_index(runs)
     if not index:
         sys.exit("no book's runs in _build/html/runs: run `make book` first")
-    print("chapter | with the book's runs (measured here) | without (plus the training the "
-          "build measured)")
+    print("chapter | with the book's runs (measured here) | training the chapter's runs "
+          "(estimated here) | without the book's runs (the two together) | training in "
+          "the build (measured)")
     for md in chapters():
         chapter = int(md.stem[:2])
         if chapter not in index or (wanted and chapter not in wanted):
@@ -50,9 +57,13 @@ def main(wanted):
             NotebookClient(notebook, timeout=1800, kernel_name="python3",
                            resources={"metadata": {"path": str(md.parent)}}).execute()
             seconds = time.perf_counter() - start
-        entry = index[chapter]
-        print(f"{md.stem} | {duration(seconds)} | "
-              f"{duration(seconds + entry['train_seconds'])}", flush=True)
+        with tempfile.TemporaryDirectory() as cache:   # nothing cached: every run estimated
+            os.environ["DEEPRES_CACHE"] = cache
+            training = sum(plan([chapter], get_budget("laptop", verbose=False),
+                                torch.device("cpu")).values())
+        print(f"{md.stem} | {duration(seconds)} | {duration(training)} | "
+              f"{duration(seconds + training)} | "
+              f"{duration(index[chapter]['train_seconds'])}", flush=True)
     print(json.dumps({"cpu_threads": os.cpu_count()}))
 
 
