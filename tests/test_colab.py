@@ -211,7 +211,8 @@ def learner_notebooks_for(published, tmp_path, monkeypatch):
     paths = []
     for md in learner.chapters():
         committed = nbformat.read(md.with_suffix(".ipynb"), as_version=4)
-        notebook = learner.learner_notebook(md, committed.metadata["deepres"]["book_values"])
+        notebook = learner.learner_notebook(md, committed.metadata["deepres"]["book_values"],
+                                            family=committed.metadata["deepres"]["numbers_from"])
         path = tmp_path / md.with_suffix(".ipynb").name
         notebook = unsolved_then_solved(notebook, md)
         notebook.metadata["deepres_test"] = {"allow_errors": True}
@@ -374,7 +375,8 @@ def test_the_books_runs_load_in_colabs_runtime(colab_python, published, book, tm
     monkeypatch.setenv("DEEPRES_REPOSITORY_COMMIT", published.commit)
     md = ROOT / "chapters" / "02_degradation.md"
     committed = nbformat.read(md.with_suffix(".ipynb"), as_version=4)
-    notebook = learner.learner_notebook(md, committed.metadata["deepres"]["book_values"])
+    notebook = learner.learner_notebook(md, committed.metadata["deepres"]["book_values"],
+                                        family=committed.metadata["deepres"]["numbers_from"])
     first = next(c for c in notebook.cells[3:] if c.cell_type == "code")
     first.source = first.source.replace("BOOK_RUNS = False", "BOOK_RUNS = True")
     notebook.metadata["deepres_test"] = {"allow_errors": False}   # stop at the first error

@@ -26,6 +26,8 @@ from pybtex.richtext import Text
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "_ext"))
 from repository import book_url, library_commit, repository_url  # noqa: E402
+sys.path.insert(0, str(ROOT / "tools"))
+import cpu_family  # noqa: E402
 
 from deepres.book_runs import SOURCE_ENV, read_index  # noqa: E402
 from deepres.training import duration  # noqa: E402
@@ -361,10 +363,12 @@ def first_exercise(md_path):
     raise UnknownMarkup(f"{md_path.name} is not in _toc.yml")
 
 
-def learner_notebook(md_path, values=None, commit=None):
+def learner_notebook(md_path, values=None, commit=None, family=None):
     """The learner's notebook of one chapter, as an nbformat notebook, with the glued
     ``values`` of the executed chapter (default: read from the book's build), installing
-    the library at ``commit`` (default: the library's last commit)."""
+    the library at ``commit`` (default: the library's last commit). ``family``: the family
+    of CPU whose numbers the values are (``tools/cpu_family.py``; default: this machine's,
+    which is taken to be the build's), kept in the metadata."""
     if values is None:
         values = glued_values(EXECUTED / "chapters" / md_path.with_suffix(".ipynb").name)
     chapter = jupytext.read(md_path)
@@ -396,7 +400,8 @@ def learner_notebook(md_path, values=None, commit=None):
         "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
         "language_info": {"name": "python"},
         "colab": {"provenance": []},
-        "deepres": {"book_values": values},
+        "deepres": {"book_values": values,
+                    "numbers_from": family or cpu_family.this_machine()},
     })
     nbformat.validate(notebook)
     return notebook
@@ -414,14 +419,15 @@ def main(argv=None):
     parser.add_argument("--out", type=Path, default=None,
                         help="write the notebooks here instead of beside the chapters")
     args = parser.parse_args(argv)
-    stale = []
+    stale, family = [], cpu_family.this_machine()
+    print(f"this machine's CPU gives the numbers of the {family} family (tools/cpu_family.py)")
     for md in chapters():
         target = (args.out or md.parent) / md.with_suffix(".ipynb").name
         try:
             values = glued_values(args.executed / "chapters" / target.name)
         except MissingBuild as error:
             raise SystemExit(str(error)) from None
-        text = render(learner_notebook(md, values))
+        text = render(learner_notebook(md, values, family=family))
         if target.exists() and target.read_text() == text:
             continue
         stale.append(target.name)
