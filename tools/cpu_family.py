@@ -4,7 +4,7 @@ The library pins PyTorch's CPU kernels to AVX2 (``deepres/cpu.py``). On the firs
 we measured, an AMD EPYC with AVX2 only and Intel Xeons with AVX-512, a seeded run then
 gives the same numbers bit for bit. On an Intel Xeon with AMX (Sapphire Rapids class,
 ``amx_tile`` in /proc/cpuinfo), measured on 2026-12-01, the same pinned run gives other
-numbers, and so do 52 of the book's numbers. The cause is not found yet: there, one
+numbers, and so do 69 of the book's numbers. The cause is not found yet: there, one
 forward and backward pass of the ResNet-20, a convolution and a linear layer give the
 same bits as under valgrind, whose emulated CPU has neither AVX-512 nor AMX and other
 cache sizes, so these kernels do not choose by the CPU. Until it is found, the numbers come in
