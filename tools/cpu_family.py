@@ -4,11 +4,13 @@ The library pins PyTorch's CPU kernels to AVX2 (``deepres/cpu.py``). On the firs
 we measured, an AMD EPYC with AVX2 only and Intel Xeons with AVX-512, a seeded run then
 gives the same numbers bit for bit. On an Intel Xeon with AMX (Sapphire Rapids class,
 ``amx_tile`` in /proc/cpuinfo), measured on 2026-12-01, the same pinned run gives other
-numbers, and so do 69 of the book's numbers. The cause is not found yet: there, one
-forward and backward pass of the ResNet-20, a convolution and a linear layer give the
-same bits as under valgrind, whose emulated CPU has neither AVX-512 nor AMX and other
-cache sizes, so these kernels do not choose by the CPU. Until it is found, the numbers come in
-families, one per kind of CPU, and this module tells them apart by one short run: the
+numbers, and so do 69 of the book's numbers. The cause is not found yet. On that
+machine, three training steps of the ResNet-20 give the same bits natively as under
+valgrind, whose emulated CPU has neither AVX-512 nor AMX and Haswell's cache sizes: its
+kernels do not choose by the CPU's features or caches, so the difference may come from
+elsewhere in the machine (its system's libraries, say), and a family is named after the
+machine it was seen on. Until the cause is found, the numbers come in
+families, one per kind of machine, and this module tells them apart by one short run: the
 laptop ResNet-20, seed 0, one thread, 40 steps, in a fresh process (about 8 s).
 
 ``tests/test_reproducible.py`` checks that this machine gives one family's figures;
