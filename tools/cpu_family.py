@@ -83,6 +83,13 @@ def family_of(figures):
 
 
 @functools.lru_cache(maxsize=None)
+def pinned_figures():
+    """The reference run's figures on this machine, with the library's pins (run once a
+    process: the tests and ``this_machine`` share it)."""
+    return run()
+
+
+@functools.lru_cache(maxsize=None)
 def this_machine():
     """This machine's family: a name of FAMILIES; "unknown" for figures of no known
     family; "other-torch" for another torch version than the figures', whose numbers
@@ -93,7 +100,7 @@ def this_machine():
         return "other-cpu"
     if torch.__version__.split("+")[0] != TORCH:
         return "other-torch"
-    return family_of(run()) or "unknown"
+    return family_of(pinned_figures()) or "unknown"
 
 
 if __name__ == "__main__":
