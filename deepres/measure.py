@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from .training import _sync   # wait for a GPU before reading the clock
+from .timing import sync   # wait for a GPU before reading the clock
 
 
 def count_params(model):
@@ -200,10 +200,10 @@ def step_seconds(models, x, repeats=3):
     def step(model):
         xm = on_model_device(model, x)
         model.zero_grad(set_to_none=True)
-        _sync(xm.device)
+        sync(xm.device)
         start = time.perf_counter()
         model(xm).sum().backward()
-        _sync(xm.device)
+        sync(xm.device)
         return time.perf_counter() - start
 
     for model in models:

@@ -34,15 +34,10 @@ alone writes; the others wait for it.
 one thread each instead (see ``deepres.run``): it sets :data:`claim`.
 """
 import copy
-import hashlib
-import inspect
-import json
 import math
 import os
 import time
-import types
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 import torch.distributed as dist
@@ -50,10 +45,11 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from .cpu import kernels, num_threads
+from .cpu import flush_denormal as flushing, kernels, num_threads
 from .data import batches
+from .runcache import CACHE_ENV, cache_dir, clear_cache, find, load, run_key, save  # noqa: F401
+from .timing import duration, sync, timed  # noqa: F401
 
-CACHE_ENV = "DEEPRES_CACHE"
 THREADS_ENV = "DEEPRES_THREADS"   # CPU threads a run trains on (default: torch's own)
 TRAIN_EVAL_SIZE = 5000  # training images evaluated (in eval mode) at each evaluation
 CHECKPOINT_SECONDS = 60  # a running run saves its state at least this often
@@ -97,83 +93,6 @@ class Run:
         return self.history["train_error"][-1]
 
 
-def cache_dir():
-    """``$DEEPRES_CACHE``, else one folder for the whole machine:
-    ``$XDG_CACHE_HOME/deepres/runs`` (``~/.cache/deepres/runs``). Every clone of the book,
-    its tests and a learner's notebooks share it: a run is keyed by everything that
-    decides it, so a run found there is the run that would be trained."""
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "deepres" / "runs"
-
-
-def clear_cache():
-    """Delete every cached run (and checkpoint); returns how many files were deleted."""
-    files = [*cache_dir().glob("*.pt"), *cache_dir().glob("*.tmp")]
-    for f in files:
-        f.unlink()
-    return len(files)
-
-
-def _library_hash():
-    """The source that decides a run's numbers: this file, the data, the models."""
-    here = Path(__file__).parent
-    h = hashlib.sha256()
-    for path in [here / "training.py", here / "data.py", *sorted((here / "models").glob("*.py"))]:
-        h.update(path.read_bytes())
-    return h.hexdigest()
-
-
-def _model_fingerprint(model):
-    """Structure, initial weights, and the code of any class defined outside this library
-    (a learner's block): its source where Python can find it, and always its methods'
-    compiled code, which changes with the code even for a class defined in a notebook
-    cell, whose source ``inspect`` cannot read."""
-    h = hashlib.sha256(repr(model).encode())
-    for name, tensor in model.state_dict().items():
-        h.update(name.encode())
-        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    for cls in sorted({type(m) for m in model.modules()}, key=lambda c: c.__qualname__):
-        if not cls.__module__.startswith(("torch.", "deepres.")):
-            h.update(cls.__qualname__.encode())
-            try:
-                h.update(inspect.getsource(cls).encode())
-            except (OSError, TypeError):
-                pass
-            _hash_class_code(cls, h)
-    return h.hexdigest()
-
-
-def _hash_class_code(cls, h):
-    """Add the compiled code of ``cls``'s own methods and properties (and of the classes
-    it derives from outside torch and this library) to the hash ``h``."""
-    for base in cls.__mro__:
-        if base is object or base.__module__.startswith(("torch", "deepres.", "builtins")):
-            continue
-        for name, member in sorted(vars(base).items()):
-            if isinstance(member, (staticmethod, classmethod)):
-                member = member.__func__
-            parts = [member.fget, member.fset] if isinstance(member, property) else [member]
-            for part in parts:
-                if isinstance(part, types.FunctionType):
-                    h.update(f"{base.__qualname__}.{name}".encode())
-                    _hash_code(part.__code__, h)
-                    h.update(repr(part.__defaults__).encode())
-
-
-def _hash_code(code, h):
-    h.update(code.co_code)
-    h.update(repr((code.co_names, code.co_varnames)).encode())
-    for const in code.co_consts:
-        if isinstance(const, types.CodeType):
-            _hash_code(const, h)
-        elif isinstance(const, frozenset):   # its order changes with the string hash seed
-            h.update(repr(sorted(map(repr, const))).encode())
-        else:
-            h.update(repr(const).encode())
-
-
 @torch.no_grad()
 def evaluate(model, x, y, device, batch_size=500):
     """(mean loss, error rate) of ``model`` on tensors ``x``, ``y``."""
@@ -187,19 +106,6 @@ def evaluate(model, x, y, device, batch_size=500):
         wrong += (logits.argmax(1) != yb).sum().item()
     model.train()
     return loss / len(y), wrong / len(y)
-
-
-def _sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _timed(fn, device):
-    _sync(device)
-    start = time.perf_counter()
-    fn()
-    _sync(device)
-    return time.perf_counter() - start
 
 
 def n_evaluations(steps, eval_every):
@@ -231,27 +137,17 @@ def estimate_seconds(model, data, *, steps, batch_size, eval_every, device, repe
         opt.step()
 
     step()
-    per_step = sorted(_timed(step, device) for _ in range(repeats))[repeats // 2]
+    per_step = sorted(timed(step, device) for _ in range(repeats))[repeats // 2]
     x_eval = _memory_format(data.x_test[:500].to(device), device)
     with torch.no_grad(), _autocast(device):
         twin.eval()
         twin(x_eval)  # the first pass at a new batch size sets up its kernels: untimed
-        per_batch = _timed(lambda: twin(x_eval), device) * 500 / len(x_eval)
+        per_batch = timed(lambda: twin(x_eval), device) * 500 / len(x_eval)
     torch.set_rng_state(rng)
     if cuda_rng is not None:
         torch.cuda.set_rng_state(cuda_rng, device)
     images = len(data.y_test) + min(TRAIN_EVAL_SIZE, len(data.y_train))
     return steps * per_step + n_evaluations(steps, eval_every) * math.ceil(images / 500) * per_batch
-
-
-def duration(seconds):
-    """'45 s', '3 min 20 s', '2 h 05 min'."""
-    seconds = round(seconds)
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min {seconds % 60:02d} s"
-    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
 def _autocast(device):
@@ -278,51 +174,53 @@ def learning_rate(step, steps, lr, warmup=0):
     return lr * (0.1 ** ((step >= steps // 2) + (step >= 3 * steps // 4)))
 
 
-def training_threads(device):
-    """On a CPU, train on ``$DEEPRES_THREADS`` threads if it is set (the book's build sets
-    1: see _ext/prefill.py), and restore the thread count afterwards."""
-    wanted = os.environ.get(THREADS_ENV)
-    return num_threads(int(wanted) if wanted and torch.device(device).type == "cpu" else None)
+def cpu_threads(threads=None):
+    """The CPU threads a run trains on: ``threads``, else ``$DEEPRES_THREADS`` (the book's
+    build sets 1: see _ext/prefill.py), else PyTorch's current count."""
+    return threads or int(os.environ.get(THREADS_ENV) or 0) or torch.get_num_threads()
 
 
 def train(make_model, data, *, steps, batch_size=128, lr=0.1, momentum=0.9,
           weight_decay=1e-4, warmup=0, eval_every=100, seed=0, device="cpu",
-          name="run", use_cache=True, progress=True):
+          name="run", use_cache=True, progress=True, threads=None, flush_denormal=True):
     """Train ``make_model()`` on ``data`` with SGD; returns a :class:`Run`.
 
     The model is built after seeding, so ``seed`` fixes the initial weights, the batch
-    order and the augmentation. A run with the same configuration, model and library
-    source is loaded from the cache instead of trained again. On a CPU the number of
-    threads is part of the configuration (the sums are split differently between
-    threads): ``$DEEPRES_THREADS`` sets it, as the book's build does (one).
+    order and the augmentation. A run with the same key (``deepres.runcache.run_key``:
+    the configuration, the model, the numerics version) is loaded from the run cache, or
+    from the runs committed with the book, instead of trained again. On a CPU the run
+    trains on ``threads`` threads (default: :func:`cpu_threads`) with denormals flushed to
+    zero or not: both decide the last bits, so both are set here, for the run only, and
+    are part of its key.
     """
-    with training_threads(device):
-        return _train(make_model, data, steps=steps, batch_size=batch_size, lr=lr,
-                      momentum=momentum, weight_decay=weight_decay, warmup=warmup,
-                      eval_every=eval_every, seed=seed, device=device, name=name,
+    device = torch.device(device)
+    on_cpu = device.type == "cpu"
+    threads = cpu_threads(threads) if on_cpu else None
+    with num_threads(threads), flushing(flush_denormal):
+        config = dict(steps=steps, batch_size=batch_size, lr=lr, momentum=momentum,
+                      weight_decay=weight_decay, warmup=warmup, eval_every=eval_every,
+                      seed=seed, device=device.type, data=data.spec, augment=data.augment,
+                      torch=torch.__version__)
+        if on_cpu:   # the kernels, the threads and denormals decide the last bits
+            config.update(cpu_kernels=kernels(), threads=threads,
+                          flush_denormal=flush_denormal)
+        return _train(make_model, data, config, device=device, name=name,
                       use_cache=use_cache, progress=progress)
 
 
-def _train(make_model, data, *, steps, batch_size, lr, momentum, weight_decay, warmup,
-           eval_every, seed, device, name, use_cache, progress):
-    device = torch.device(device)
+def _train(make_model, data, config, *, device, name, use_cache, progress):
+    steps, batch_size, lr, eval_every, seed = (
+        config[k] for k in ("steps", "batch_size", "lr", "eval_every", "seed"))
+    momentum, weight_decay, warmup = config["momentum"], config["weight_decay"], config["warmup"]
     rank, world = _process()
     if batch_size % world:
         raise ValueError(f"the batch size ({batch_size}) must split evenly over the "
                          f"{world} processes")
     torch.manual_seed(seed)
     model = make_model()
-    config = dict(steps=steps, batch_size=batch_size, lr=lr, momentum=momentum,
-                  weight_decay=weight_decay, warmup=warmup, eval_every=eval_every,
-                  seed=seed, device=device.type, data=data.spec, torch=torch.__version__)
-    if device.type == "cpu":   # kernels and threads decide the last bits
-        config["cpu_kernels"] = kernels()
-        config["threads"] = torch.get_num_threads()
-    key = hashlib.sha256(json.dumps(
-        [config, _model_fingerprint(model), _library_hash()], sort_keys=True
-    ).encode()).hexdigest()[:20]
+    key = run_key(config, model)
     path = cache_dir() / f"{key}.pt"
-    stored = _from_process_0(rank, world, lambda: _load(path, name) if use_cache else None)
+    stored = _from_process_0(rank, world, lambda: find(key, name) if use_cache else None)
     if stored is not None:
         model.load_state_dict(stored["state_dict"])
         run = Run(name, model.to(device), stored["history"], stored["seconds"],
@@ -355,7 +253,7 @@ def _train(make_model, data, *, steps, batch_size, lr, momentum, weight_decay, w
     checkpoint = path.with_name(f"{key}.checkpoint.pt")
     done, seconds_before = 0, 0.0
     state = _from_process_0(rank, world,
-                            lambda: _load(checkpoint, name) if use_cache else None)
+                            lambda: load(checkpoint, name) if use_cache else None)
     if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
@@ -409,7 +307,7 @@ def _train(make_model, data, *, steps, batch_size, lr, momentum, weight_decay, w
         if device.type == "cuda":
             state["cuda_rng"] = torch.cuda.get_rng_state(device)
         checkpoint.parent.mkdir(parents=True, exist_ok=True)
-        _save(state, checkpoint)
+        save(state, checkpoint)
 
     start = last_saved = time.perf_counter()
     bar = tqdm(batches(data, batch_size, steps, seed, start=done), total=steps,
@@ -458,7 +356,7 @@ def _train(make_model, data, *, steps, batch_size, lr, momentum, weight_decay, w
     if use_cache and rank == 0:
         path.parent.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-        _save({"history": history, "state_dict": state, "seconds": seconds,
+        save({"history": history, "state_dict": state, "seconds": seconds,
                "device": device.type, "estimate": estimate,
                "eval_seconds": eval_seconds}, path)
         checkpoint.unlink(missing_ok=True)
@@ -468,29 +366,6 @@ def _train(make_model, data, *, steps, batch_size, lr, momentum, weight_decay, w
               estimate=estimate, eval_seconds=eval_seconds)
     _say(rank, _summary(run))
     return run
-
-
-def _load(path, name):
-    """A cache entry or checkpoint, or None if there is none. One that cannot be read (a
-    copy cut short, a file of another version) is reported and removed, and the run is
-    trained again."""
-    if not path.is_file():
-        return None
-    try:
-        return torch.load(path, weights_only=True, map_location="cpu")
-    except Exception as error:   # torch raises many kinds for a damaged file
-        print(f"{name}: the cached file {path} could not be read ({type(error).__name__}: "
-              f"{str(error)[:200]}); removing it and training again", flush=True)
-        path.unlink(missing_ok=True)
-        return None
-
-
-def _save(state, path):
-    """Write ``state`` to ``path`` whole or not at all: into a file of this process's
-    own, then renamed (two processes writing one entry each leave a complete file)."""
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)
 
 
 def _process():

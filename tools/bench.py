@@ -31,7 +31,8 @@ sys.path.insert(0, str(ROOT))
 from deepres.budget import get_budget  # noqa: E402
 from deepres.experiments import cifar_data, densenet_networks  # noqa: E402
 from deepres.models import plain, resnet_cifar  # noqa: E402
-from deepres.training import train, training_threads  # noqa: E402
+from deepres.cpu import num_threads  # noqa: E402
+from deepres.training import cpu_threads, train  # noqa: E402
 
 
 def models(budget, data):
@@ -88,7 +89,7 @@ def compare(budget, steps, repeats):
             speed, eval_seconds = library_loop(make, data, steps, budget.batch_size)
             lib.append(speed)
             evals.append(eval_seconds)
-            with training_threads("cpu"):   # the threads the library's loop had
+            with num_threads(cpu_threads()):   # the threads the library's loop had
                 raw.append(raw_loop(make, data, steps, budget.batch_size))
         rows.append({"model": name, "library_images_per_s": statistics.median(lib),
                      "raw_images_per_s": statistics.median(raw),

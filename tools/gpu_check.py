@@ -235,10 +235,9 @@ def check_ddp(device, tmp):
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     ddp = json.loads(out.read_text())
-    with training.training_threads("cpu"):
-        single = train(lambda: ddp_model(where), random_data((3, 32, 32), 512, augment=False),
-                       steps=20, batch_size=32, lr=0.05, eval_every=10, seed=2, device=where,
-                       use_cache=False, progress=False, name="one process")
+    single = train(lambda: ddp_model(where), random_data((3, 32, 32), 512, augment=False),
+                   steps=20, batch_size=32, lr=0.05, eval_every=10, seed=2, device=where,
+                   use_cache=False, progress=False, name="one process")
     worst = max(abs(a - b) for key in ("loss", "test_loss")
                 for a, b in zip(ddp[key], single.history[key]))
     assert worst < 1e-2, f"DDP differs from one process by {worst:.2g} in a loss"
