@@ -15,7 +15,7 @@ APT    := apt-get -o DPkg::Lock::Timeout=600
 
 export PATH := $(BIN):$(PATH)
 
-.PHONY: book test bench gpu-check setup data browser learner clean clean-cache
+.PHONY: book test runs bench gpu-check setup data browser learner clean clean-cache
 
 book: setup data
 	$(BIN)/jupyter-book build . -W -n --keep-going
@@ -57,6 +57,16 @@ data: setup
 	    || echo "apt-get could not install dataset-fashion-mnist; trying a download"; \
 	fi
 	$(BIN)/python -c 'from deepres.data import ensure_fashion_mnist; ensure_fashion_mnist()'
+
+# The book's runs, retrained and committed: a build with an empty run cache (laptop budget,
+# one thread a run) trains every run the book shows, and runs/ then holds exactly those
+# (deepres/book_runs.py). Run it after bumping NUMERICS_VERSION, then `make learner`.
+RUNS_CACHE := $(CURDIR)/_build/runs-cache
+runs: setup data
+	rm -rf $(RUNS_CACHE)
+	DEEPRES_CACHE=$(RUNS_CACHE) DEEPRES_STORE= DEEPRES_BUDGET=laptop \
+	  $(BIN)/jupyter-book build . -W -n --keep-going
+	$(BIN)/python -m deepres.book_runs $(RUNS_CACHE) runs
 
 # The training loop against a raw PyTorch loop, and thread counts on an idle and a busy
 # machine: figures printed (and kept in _build/reports/bench.json), nothing asserted.

@@ -1,19 +1,18 @@
-"""The book's own runs, for a learner with no GPU or no time to train them.
+"""The book's own runs, committed with it, for a build that trains nothing and a learner
+with no time to train.
 
-The book's build trains every run of chapters 1 to 7 (the ``laptop`` budget, on a CPU)
-and publishes them beside its pages: ``runs/chapter-N.pt`` holds the chapter's runs in
-the order the chapter asks for them, and ``runs/index.json`` says what each file holds
-and how long the chapter took to build. A learner sets ``BOOK_RUNS = True`` in a
-chapter's first cell; :func:`use` then copies the book's runs into the learner's own run
-cache, under the keys the learner's machine gives them, and the chapter loads them
-instead of training. The runs of the learner's own exercise code still train.
+``make runs`` builds the book with an empty run cache (the ``laptop`` budget, one thread a
+run) and commits every run it trained into ``runs/``: one file a run, named by its key
+(``deepres.runcache``), and ``runs/index.json``, which lists each chapter's runs in the
+order the chapter asks for them. A clone's build then finds every run there
+(:func:`deepres.runcache.find`) and trains nothing.
 
-Why by order and not by key: a run's cache key holds everything that decides its last
-bits, the torch version, the device and the CPU's kernels among them, so the learner's
-keys are not the book's. The chapter's runs, in the order it asks for them, are the same
-runs on any machine; :func:`chapter_keys` lists this machine's keys in that order,
-without training anything. The library's source must be the book's (its hash is in the
-file): the learner notebooks install the library at the book's commit.
+A learner sets ``BOOK_RUNS = True`` in a chapter's first cell; :func:`use` then copies the
+chapter's runs from the repository (the learner notebook points ``$DEEPRES_BOOK_RUNS`` at
+its ``runs/`` folder, at the commit it installs) into the learner's own run cache, under
+the keys the learner's machine gives them: another torch version, a GPU or another thread
+count gives other keys, but the chapter's runs, in the order it asks for them, are the
+same runs. The runs of the learner's own exercise code still train.
 """
 import json
 import os
@@ -23,10 +22,9 @@ import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
-from . import training
+from . import runcache, training
 from .budget import BOOK_BUDGET
-from .experiments import chapter_runs
-from .training import _library_hash, cache_dir
+from .experiments import CHAPTERS, chapter_runs
 
 SOURCE_ENV = "DEEPRES_BOOK_RUNS"   # the book's runs: a folder or a URL ending in runs/
 INDEX = "index.json"
@@ -36,23 +34,21 @@ class BookRunsUnavailable(RuntimeError):
     pass
 
 
-def file_name(chapter):
-    return f"chapter-{chapter}.pt"
-
-
 @contextmanager
 def _empty_cache():
-    """A run cache of nothing, for as long as the block runs."""
-    saved = os.environ.get(training.CACHE_ENV)
+    """A run cache of nothing and no committed runs, for as long as the block runs."""
+    saved = {k: os.environ.get(k) for k in (runcache.CACHE_ENV, runcache.STORE_ENV)}
     with tempfile.TemporaryDirectory() as folder:
-        os.environ[training.CACHE_ENV] = folder
+        os.environ[runcache.CACHE_ENV] = folder
+        os.environ[runcache.STORE_ENV] = ""
         try:
             yield
         finally:
-            if saved is None:
-                del os.environ[training.CACHE_ENV]
-            else:
-                os.environ[training.CACHE_ENV] = saved
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
 
 
 def chapter_keys(chapter, budget, device):
@@ -74,24 +70,43 @@ def chapter_keys(chapter, budget, device):
     return keys
 
 
-def export(chapter, budget, device, folder):
-    """Write the chapter's runs, from this machine's run cache, to
-    ``folder/chapter-N.pt``; returns what ``index.json`` says of them."""
+def commit(cache, store, budget, device):
+    """Replace the committed runs in ``store`` by every finished run in ``cache`` (what a
+    build with an empty cache trained), and write ``store/index.json``. Returns the index."""
     import torch
-    keys = chapter_keys(chapter, budget, device)
-    missing = [k for k in keys if not (cache_dir() / f"{k}.pt").is_file()]
-    if missing:
-        raise BookRunsUnavailable(f"chapter {chapter}: {len(missing)} of its {len(keys)} runs "
-                                  f"are not in {cache_dir()}; build the book first")
-    runs = [torch.load(cache_dir() / f"{k}.pt", weights_only=True) for k in keys]
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / file_name(chapter)
-    training._save({"library": _library_hash(), "budget": budget.name, "chapter": chapter,
-                    "runs": runs}, path)
-    return {"runs": len(runs), "bytes": path.stat().st_size, "budget": budget.name,
-            "library": _library_hash(),
-            "train_seconds": sum(r["seconds"] for r in runs)}
+    cache, store = Path(cache), Path(store)
+    trained = {p.stem: p for p in cache.glob("*.pt") if "." not in p.stem}
+    chapters = {}
+    for chapter in CHAPTERS:
+        keys = chapter_keys(chapter, budget, device)
+        missing = [k for k in keys if k not in trained]
+        if missing:
+            raise BookRunsUnavailable(f"chapter {chapter}: {len(missing)} of its {len(keys)} "
+                                      f"runs are not in {cache}: build the book into it first")
+        chapters[chapter] = dict(keys=keys, bytes=sum(trained[k].stat().st_size for k in keys),
+                                 train_seconds=sum(torch.load(trained[k], weights_only=True)
+                                                   ["seconds"] for k in keys))
+    store.mkdir(parents=True, exist_ok=True)
+    for old in store.glob("*.pt"):
+        if old.stem not in trained:
+            old.unlink()
+    for key, path in trained.items():
+        shutil.copyfile(path, store / f"{key}.pt")
+    index = dict(numerics=runcache.NUMERICS_VERSION, torch=torch.__version__,
+                 budget=budget.name, runs=len(trained),
+                 bytes=sum(p.stat().st_size for p in trained.values()),
+                 chapters={str(c): v for c, v in chapters.items()})
+    (store / INDEX).write_text(json.dumps(index, indent=1, sort_keys=True) + "\n")
+    return index
+
+
+def read_index(source):
+    """The index of the book's runs at ``source`` (a folder or a URL), chapters as ints."""
+    with tempfile.TemporaryDirectory() as tmp:
+        _fetch(str(source), INDEX, Path(tmp) / INDEX)
+        index = json.loads((Path(tmp) / INDEX).read_text())
+    index["chapters"] = {int(c): v for c, v in index["chapters"].items()}
+    return index
 
 
 def _fetch(source, name, into):
@@ -114,53 +129,51 @@ def use(chapter, budget, device, source=None):
     """Put the book's runs of ``chapter`` into this machine's run cache, under this
     machine's keys, so that the chapter loads them instead of training; returns how many
     runs were added. ``source``: the book's ``runs/`` folder or URL (default:
-    ``$DEEPRES_BOOK_RUNS``, which a learner notebook sets to the published book's)."""
+    ``$DEEPRES_BOOK_RUNS``, which a learner notebook sets to the repository's)."""
     import torch
     if budget.name != BOOK_BUDGET:
         raise BookRunsUnavailable(
             f"the book's runs are those of the {BOOK_BUDGET!r} budget, and this chapter runs "
             f"the {budget.name!r} one: set BUDGET = {BOOK_BUDGET!r} in the first cell, or "
             f"BOOK_RUNS = False to train the {budget.name!r} runs here.")
-    source = source or os.environ.get(SOURCE_ENV)
+    source = source or os.environ.get(SOURCE_ENV) or runcache.store_dir()
     if not source:
         raise BookRunsUnavailable(
-            f"where are the book's runs? Set ${SOURCE_ENV} to the book's runs/ folder or URL "
-            f"(in a clone, after `make book`: _build/html/runs).")
+            f"where are the book's runs? Set ${SOURCE_ENV} to the repository's runs/ folder "
+            f"or its URL.")
     keys = chapter_keys(chapter, budget, device)
-    wanted = [k for k in keys if not (cache_dir() / f"{k}.pt").is_file()]
+    wanted = [i for i, k in enumerate(keys) if runcache.find(k, "book run") is None]
     if not wanted:
         return 0
-    cache_dir().mkdir(parents=True, exist_ok=True)
-    download = cache_dir() / f"book-{file_name(chapter)}"
-    if not download.is_file():
-        _fetch(str(source), file_name(chapter), download.with_suffix(".part"))
-        download.with_suffix(".part").replace(download)
-    try:
-        book = torch.load(download, weights_only=True)
-    except Exception as error:
-        download.unlink()
-        raise BookRunsUnavailable(f"the book's runs in {download} could not be read "
-                                  f"({type(error).__name__}); run the cell again to fetch "
-                                  f"them anew.") from None
-    if book["library"] != _library_hash() or len(book["runs"]) != len(keys):
+    index = read_index(source)
+    book = index["chapters"].get(chapter, {}).get("keys", [])
+    if index["numerics"] != runcache.NUMERICS_VERSION or len(book) != len(keys):
         raise BookRunsUnavailable(
             "the book's runs were made by another version of the course library than the "
             "one installed here (the learner notebook installs the book's own: restart "
             "the runtime and run the notebook from the top), or set BOOK_RUNS = False.")
-    for key, run in zip(keys, book["runs"]):
-        if key in wanted:
-            training._save(run, cache_dir() / f"{key}.pt")
+    runcache.cache_dir().mkdir(parents=True, exist_ok=True)
+    for i in wanted:
+        part = runcache.cache_dir() / f"book-{book[i]}.part"
+        _fetch(str(source), f"{book[i]}.pt", part)
+        try:
+            run = torch.load(part, weights_only=True)
+        except Exception as error:
+            raise BookRunsUnavailable(f"the book's run {book[i]} from {source} could not be "
+                                      f"read ({type(error).__name__}); run the cell again to "
+                                      f"fetch it anew.") from None
+        finally:
+            part.unlink(missing_ok=True)
+        runcache.save(run, runcache.cache_dir() / f"{keys[i]}.pt")
     return len(wanted)
 
 
-def write_index(folder, chapters):
-    """``folder/index.json``: ``chapters`` is {chapter: what :func:`export` returned, with
-    ``rest_seconds``: the chapter's execution in the build, its runs loaded}."""
-    Path(folder, INDEX).write_text(json.dumps({str(c): v for c, v in chapters.items()},
-                                              indent=1, sort_keys=True))
-
-
-def read_index(folder):
-    path = Path(folder, INDEX)
-    return {int(c): v for c, v in json.loads(path.read_text()).items()} if path.is_file() \
-        else {}
+if __name__ == "__main__":   # make runs: python -m deepres.book_runs CACHE STORE
+    import sys
+    import torch
+    from .budget import get_budget
+    os.environ[training.THREADS_ENV] = "1"   # the keys of the book's runs: one thread
+    done = commit(sys.argv[1], sys.argv[2], get_budget(BOOK_BUDGET, verbose=False),
+                  torch.device("cpu"))
+    print(f"{done['runs']} runs ({done['bytes'] / 1e6:.1f} MB) committed in {sys.argv[2]} "
+          f"for numerics version {done['numerics']}")

@@ -21,6 +21,7 @@ import torch
 from . import cpu
 
 ENV_VAR = "DEEPRES_BUDGET"
+THREADS_ENV = "DEEPRES_THREADS"   # CPU threads of every computation (the book's build: 1)
 BOOK_BUDGET = "laptop"   # the budget the book's build trains its runs with (on a CPU)
 
 
@@ -112,6 +113,8 @@ def setup(budget=None, verbose=True, book_runs=False):
     torch.manual_seed(0)
     torch.set_flush_denormal(True)  # denormals made deep nets up to 3x slower on CPU
     cpu.check()                     # the kernels' instruction set, pinned (deepres/cpu.py)
+    if os.environ.get(THREADS_ENV):  # the book's build: one thread, the same sums anywhere
+        torch.set_num_threads(int(os.environ[THREADS_ENV]))
     device = pick_device(verbose)
     if book_runs and budget is None:
         budget = BOOK_BUDGET

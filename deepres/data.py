@@ -22,6 +22,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .cpu import num_threads
+
 ENV_VAR = "DEEPRES_DATA"
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
 CACHE = Path.home() / ".cache" / "deepres"
@@ -192,12 +194,15 @@ def load(name="fashion-mnist", train_size=0, test_size=0, image_size=None, seed=
     tr = _subset(len(y_tr), train_size, seed)
     te = _subset(len(y_te), test_size, seed + 1)
     x_tr, x_te = torch.as_tensor(x_tr)[tr], torch.as_tensor(x_te)[te]
-    # per-channel statistics of the training images actually used
-    pixels = x_tr.float().div(255).transpose(0, 1).reshape(x_tr.shape[1], -1)
-    mean = pixels.mean(1).view(1, -1, 1, 1)
-    std = pixels.std(1).view(1, -1, 1, 1)
-    return Data(key, _prepare(x_tr, mean, std, image_size), torch.as_tensor(y_tr)[tr],
-                _prepare(x_te, mean, std, image_size), torch.as_tensor(y_te)[te],
+    # on one thread: a sum split between threads ends in other last bits, and the data
+    # must be the same on every machine (measured: the mean and the resizing differ)
+    with num_threads(1):
+        # per-channel statistics of the training images actually used
+        pixels = x_tr.float().div(255).transpose(0, 1).reshape(x_tr.shape[1], -1)
+        mean = pixels.mean(1).view(1, -1, 1, 1)
+        std = pixels.std(1).view(1, -1, 1, 1)
+        x_tr, x_te = _prepare(x_tr, mean, std, image_size), _prepare(x_te, mean, std, image_size)
+    return Data(key, x_tr, torch.as_tensor(y_tr)[tr], x_te, torch.as_tensor(y_te)[te],
                 classes, augment, spec)
 
 

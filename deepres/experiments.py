@@ -15,6 +15,8 @@ from .models import VGG, PreActBlock, densenet_bc_cifar
 from .models.cifar import plain, resnet_cifar
 from .training import train
 
+CHAPTERS = range(1, 8)  # the chapters that train runs of their own (chapter 8 trains in its page)
+
 
 def cifar_data(budget):
     """The budget's dataset at the budget's input size for the CIFAR-style networks."""

@@ -48,11 +48,10 @@ import torch.distributed as dist
 from . import training
 from .budget import BOOK_BUDGET, PROFILES, get_budget, pick_device
 from .data import load_cifar10_raw, load_fashion_mnist_raw
-from .experiments import chapter_runs
+from .experiments import CHAPTERS, chapter_runs
 from .cpu import num_threads
-from .training import cache_dir, duration
-
-CHAPTERS = range(1, 8)  # the chapters that train
+from .runcache import cache_dir
+from .timing import duration
 
 
 def start_distributed():

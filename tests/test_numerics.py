@@ -296,3 +296,15 @@ def test_what_train_keys_is_what_it_sets(fixtures, empty, monkeypatch):
         assert torch.get_num_threads() == threads and not flushing_denormal()
     finally:
         torch.set_flush_denormal(True)
+
+
+def test_the_data_are_the_same_on_any_number_of_threads(fixtures):
+    """The loader's mean, standard deviation and resizing are sums: on two threads they
+    would end in other last bits than on one, so the loader computes them on one."""
+    from deepres.cpu import num_threads
+    root = fixtures["root"] / "fashion"
+    with num_threads(2):
+        two = load("fashion-mnist", image_size=14, root=root, download=False)
+    with num_threads(1):
+        one = load("fashion-mnist", image_size=14, root=root, download=False)
+    assert data_digest(one) == data_digest(two) == data_digest(fixtures["fashion"])
