@@ -60,12 +60,20 @@ def book_url(url=None):
     return f"https://{owner.lower()}.github.io/{name}/"
 
 
-LIBRARY = ("deepres", "pyproject.toml")   # what a learner notebook's install cell installs
+def raw_url(commit, path, url=None):
+    """The address of the file or folder ``path`` of the repository at ``commit``, as
+    GitHub serves it raw (a learner notebook fetches the book's runs from there)."""
+    return f"https://raw.githubusercontent.com/{github_path(url or repository_url())}/{commit}/{path}"
+
+
+# what a learner notebook's install cell installs: the library, and the runs it loads
+LIBRARY = ("deepres", "pyproject.toml", "runs")
 
 
 def library_commit():
     """The commit whose library the learner notebooks install: ``DEEPRES_REPOSITORY_COMMIT``,
-    else the last commit that changed the library (``deepres/``, ``pyproject.toml``), so
+    else the last commit that changed the library (``deepres/``, ``pyproject.toml``) or the
+    book's runs (``runs/``), so
     that the notebooks change only when the library does. A test checks that the library
     at that commit is the working tree's."""
     if os.environ.get("DEEPRES_REPOSITORY_COMMIT"):

@@ -70,20 +70,21 @@ def chapter_keys(chapter, budget, device):
     return keys
 
 
-def commit(cache, store, budget, device):
+def commit(cache, store, budget, device, chapters=CHAPTERS):
     """Replace the committed runs in ``store`` by every finished run in ``cache`` (what a
-    build with an empty cache trained), and write ``store/index.json``. Returns the index."""
+    build with an empty cache trained), and write ``store/index.json``, which lists the
+    runs of ``chapters``. Returns the index."""
     import torch
     cache, store = Path(cache), Path(store)
     trained = {p.stem: p for p in cache.glob("*.pt") if "." not in p.stem}
-    chapters = {}
-    for chapter in CHAPTERS:
+    listed = {}
+    for chapter in chapters:
         keys = chapter_keys(chapter, budget, device)
         missing = [k for k in keys if k not in trained]
         if missing:
             raise BookRunsUnavailable(f"chapter {chapter}: {len(missing)} of its {len(keys)} "
                                       f"runs are not in {cache}: build the book into it first")
-        chapters[chapter] = dict(keys=keys, bytes=sum(trained[k].stat().st_size for k in keys),
+        listed[chapter] = dict(keys=keys, bytes=sum(trained[k].stat().st_size for k in keys),
                                  train_seconds=sum(torch.load(trained[k], weights_only=True)
                                                    ["seconds"] for k in keys))
     store.mkdir(parents=True, exist_ok=True)
@@ -95,7 +96,7 @@ def commit(cache, store, budget, device):
     index = dict(numerics=runcache.NUMERICS_VERSION, torch=torch.__version__,
                  budget=budget.name, runs=len(trained),
                  bytes=sum(p.stat().st_size for p in trained.values()),
-                 chapters={str(c): v for c, v in chapters.items()})
+                 chapters={str(c): v for c, v in listed.items()})
     (store / INDEX).write_text(json.dumps(index, indent=1, sort_keys=True) + "\n")
     return index
 

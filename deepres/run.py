@@ -142,7 +142,7 @@ def preview(chapter, budget, device, book_runs=False):
         from .book_runs import use
         added = use(chapter, budget, device)
         print(f"BOOK_RUNS = True: {added} of this chapter's runs were copied from the book's "
-              f"build into your run cache (the book's numbers, trained on a CPU).")
+              f"runs into your run cache (the book's numbers, trained on a CPU).")
     todo, total = _plan([chapter], budget, device)
     if not todo:
         print(f"This chapter's {total} training runs ({budget.name} budget) are all in the "

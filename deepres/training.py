@@ -83,6 +83,7 @@ class Run:
     config: dict = field(default_factory=dict)
     estimate: float = float("nan")  # what estimate_seconds predicted for the training
     eval_seconds: float = 0.0       # of ``seconds``, the part spent evaluating
+    key: str = ""                   # its name in the run cache (deepres.runcache.run_key)
 
     @property
     def test_error(self):
@@ -226,7 +227,7 @@ def _train(make_model, data, config, *, device, name, use_cache, progress):
         run = Run(name, model.to(device), stored["history"], stored["seconds"],
                   stored["device"], cached=True, config=config,
                   estimate=stored.get("estimate", float("nan")),
-                  eval_seconds=stored.get("eval_seconds", 0.0))
+                  eval_seconds=stored.get("eval_seconds", 0.0), key=key)
         if rank == 0:
             print(_summary(run))
         return run
@@ -363,7 +364,7 @@ def _train(make_model, data, config, *, device, name, use_cache, progress):
     if world > 1:
         dist.barrier()   # the others return once process 0 has written the cache
     run = Run(name, model, history, seconds, device.type, cached=False, config=config,
-              estimate=estimate, eval_seconds=eval_seconds)
+              estimate=estimate, eval_seconds=eval_seconds, key=key)
     _say(rank, _summary(run))
     return run
 

@@ -1,12 +1,17 @@
 """Small fixtures shared by the tests."""
+import copy
 import os
 import shutil
 from pathlib import Path
 
 import torch
+from nbclient import NotebookClient
+from nbclient.exceptions import CellTimeoutError
 
 from deepres.data import Data
 from deepres.fixtures import write_cifar_fixture, write_fashion_fixture, write_idx  # noqa: F401
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def synthetic_data(n_train=256, n_test=64, seed=0):
@@ -129,3 +134,23 @@ def colab_runtime_available():
     """Whether tests/test_colab.py can run the learner notebooks in its Colab-like
     runtime: it serves Debian's Fashion-MNIST and hides it in a mount namespace (root)."""
     return DEBIAN_FASHION.is_dir() and bool(shutil.which("unshare")) and os.geteuid() == 0
+
+
+def execute(notebook, tmp_path, tries=2):
+    """Run every cell (smoke budget: each takes seconds). A kernel that stops answering
+    (seen once here: kernel idle, client waiting, a message lost between them) gets a
+    cell timeout of 300 s, and the notebook runs once more in a fresh kernel."""
+    original = copy.deepcopy(notebook)
+    for attempt in range(tries):
+        client = NotebookClient(notebook, timeout=300, kernel_name="python3",
+                                allow_errors=True,
+                                resources={"metadata": {"path": str(ROOT / "chapters")}})
+        try:
+            client.execute()
+            break
+        except CellTimeoutError:
+            if attempt == tries - 1:
+                raise
+            notebook.cells = copy.deepcopy(original.cells)
+    return [(i, out) for i, cell in enumerate(notebook.cells) if cell.cell_type == "code"
+            for out in cell.get("outputs", []) if out.output_type == "error"]

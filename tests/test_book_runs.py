@@ -1,43 +1,60 @@
-"""The book's own runs (deepres.book_runs): published by the build, loaded by a learner
-on another machine (other keys) instead of being trained, and refused with a clear
-message when they cannot be used."""
+"""The book's own runs (deepres.book_runs): committed in runs/ by `make runs`, found by
+the build, loaded by a learner on another machine (other keys) instead of being trained,
+and refused with a clear message when they cannot be used."""
 import json
-import os
-import re
-import sys
 from pathlib import Path
 
 import nbformat
 import pytest
 import torch
 
-from deepres import book_runs
+from deepres import book_runs, runcache
 from deepres.budget import PROFILES
-from deepres.experiments import chapter_runs
-from deepres.run import CHAPTERS, plan
+from deepres.experiments import CHAPTERS, chapter_runs
+from deepres.run import plan
+from helpers import execute
 
 ROOT = Path(__file__).resolve().parents[1]
 CPU = torch.device("cpu")
 SMOKE = PROFILES["smoke"]
+MAX_BYTES = 40e6   # the committed runs of one numerics version
 
 
 @pytest.fixture
-def published(tmp_path, monkeypatch):
-    """Chapter 2's smoke runs trained on one thread into one cache and exported."""
+def committed(tmp_path, monkeypatch):
+    """Chapter 2's smoke runs trained on one thread into one cache and committed."""
     monkeypatch.setenv("DEEPRES_THREADS", "1")
-    monkeypatch.setenv("DEEPRES_CACHE", str(tmp_path / "book-cache"))
+    monkeypatch.setenv(runcache.CACHE_ENV, str(tmp_path / "book-cache"))
+    monkeypatch.setenv(runcache.STORE_ENV, "")
     runs = chapter_runs(2, SMOKE, CPU)
-    info = book_runs.export(2, SMOKE, CPU, tmp_path / "runs")
-    return runs, info, tmp_path / "runs"
+    index = book_runs.commit(tmp_path / "book-cache", tmp_path / "runs", SMOKE, CPU, chapters=[2])
+    return runs, index, tmp_path / "runs"
 
 
-def test_another_machine_loads_the_books_runs_instead_of_training(published, tmp_path,
+def test_make_runs_commits_what_the_build_trained(committed):
+    runs, index, folder = committed
+    assert index["numerics"] == runcache.NUMERICS_VERSION and index["budget"] == "smoke"
+    assert len(index["chapters"]["2"]["keys"]) == len(runs) == index["runs"]
+    assert sorted(p.stem for p in folder.glob("*.pt")) == sorted(index["chapters"]["2"]["keys"])
+    assert json.loads((folder / "index.json").read_text()) == index
+
+
+def test_the_build_finds_the_committed_runs(committed, tmp_path, monkeypatch):
+    runs, index, folder = committed
+    monkeypatch.setenv(runcache.CACHE_ENV, str(tmp_path / "empty-cache"))
+    monkeypatch.setenv(runcache.STORE_ENV, str(folder))
+    assert plan([2], SMOKE, CPU) == {}                  # nothing to train
+    for key, run in chapter_runs(2, SMOKE, CPU).items():
+        assert run.cached and run.history == runs[key].history
+    assert not (tmp_path / "empty-cache").exists()      # and nothing copied
+
+
+def test_another_machine_loads_the_books_runs_instead_of_training(committed, tmp_path,
                                                                    monkeypatch):
-    runs, info, folder = published
-    assert info["runs"] == len(runs) and info["bytes"] > 0
+    runs, index, folder = committed
     # another machine: two threads, so other cache keys than the book's
     monkeypatch.setenv("DEEPRES_THREADS", "2")
-    monkeypatch.setenv("DEEPRES_CACHE", str(tmp_path / "learner-cache"))
+    monkeypatch.setenv(runcache.CACHE_ENV, str(tmp_path / "learner-cache"))
     monkeypatch.setattr(book_runs, "BOOK_BUDGET", "smoke")
     assert len(plan([2], SMOKE, CPU)) == len(runs)     # nothing of the book's is here
     assert book_runs.use(2, SMOKE, CPU, source=str(folder)) == len(runs)
@@ -48,9 +65,10 @@ def test_another_machine_loads_the_books_runs_instead_of_training(published, tmp
     assert book_runs.use(2, SMOKE, CPU, source=str(folder)) == 0   # already there
 
 
-def test_the_books_runs_are_refused_with_a_reason(published, tmp_path, monkeypatch):
-    runs, info, folder = published
-    monkeypatch.setenv("DEEPRES_CACHE", str(tmp_path / "learner-cache"))
+def test_the_books_runs_are_refused_with_a_reason(committed, tmp_path, monkeypatch):
+    runs, index, folder = committed
+    monkeypatch.setenv("DEEPRES_THREADS", "2")
+    monkeypatch.setenv(runcache.CACHE_ENV, str(tmp_path / "learner-cache"))
     monkeypatch.delenv(book_runs.SOURCE_ENV, raising=False)
     with pytest.raises(book_runs.BookRunsUnavailable, match="laptop.*BUDGET"):
         book_runs.use(2, SMOKE, CPU, source=str(folder))   # the book's budget is laptop
@@ -59,36 +77,38 @@ def test_the_books_runs_are_refused_with_a_reason(published, tmp_path, monkeypat
         book_runs.use(2, SMOKE, CPU)                        # where are they?
     with pytest.raises(book_runs.BookRunsUnavailable, match="could not get"):
         book_runs.use(2, SMOKE, CPU, source=str(tmp_path / "nowhere"))
-    bundle = torch.load(folder / "chapter-2.pt", weights_only=True)
-    bundle["library"] = "another version"
-    torch.save(bundle, tmp_path / "old.pt")
-    (tmp_path / "old").mkdir()
-    (tmp_path / "old.pt").rename(tmp_path / "old" / "chapter-2.pt")
+    old = json.loads((folder / "index.json").read_text())
+    (folder / "index.json").write_text(json.dumps({**old, "numerics": 0}))
     with pytest.raises(book_runs.BookRunsUnavailable, match="another version"):
-        book_runs.use(2, SMOKE, CPU, source=str(tmp_path / "old"))
-    (tmp_path / "learner-cache" / "book-chapter-2.pt").write_bytes(b"cut short")
+        book_runs.use(2, SMOKE, CPU, source=str(folder))
+    (folder / "index.json").write_text(json.dumps(old))
+    first = folder / f"{old['chapters']['2']['keys'][0]}.pt"
+    whole = first.read_bytes()
+    first.write_bytes(b"cut short")
     with pytest.raises(book_runs.BookRunsUnavailable, match="could not be read"):
         book_runs.use(2, SMOKE, CPU, source=str(folder))
+    first.write_bytes(whole)
     assert book_runs.use(2, SMOKE, CPU, source=str(folder)) == len(runs)   # fetched anew
 
 
-def test_the_built_book_publishes_every_training_chapters_runs(book):
-    folder = book[2] / "runs"
-    index = book_runs.read_index(folder)
-    assert sorted(index) == list(CHAPTERS)
-    for chapter, entry in index.items():
-        bundle = torch.load(folder / book_runs.file_name(chapter), weights_only=True)
-        assert len(bundle["runs"]) == entry["runs"] > 0
-        assert entry["budget"] == bundle["budget"] == book_runs.BOOK_BUDGET
-        assert entry["rest_seconds"] > 0 and entry["train_seconds"] > 0
+def test_the_committed_runs_are_this_numerics_versions_and_small():
+    """runs/ holds every run of chapters 1-7 that runs/index.json lists, of the current
+    numerics version, and nothing else but the runs the chapters' own cells train
+    (chapter 8, the exercises' solutions): under 40 MB."""
+    index = book_runs.read_index(ROOT / "runs")
+    assert index["numerics"] == runcache.NUMERICS_VERSION, (
+        "the committed runs are of another numerics version: run `make runs`")
+    assert index["budget"] == book_runs.BOOK_BUDGET and sorted(index["chapters"]) == list(CHAPTERS)
+    files = {p.stem: p.stat().st_size for p in (ROOT / "runs").glob("*.pt")}
+    for chapter, entry in index["chapters"].items():
+        assert set(entry["keys"]) <= set(files), f"chapter {chapter}: runs missing"
+    assert len(files) == index["runs"] and sum(files.values()) == index["bytes"] < MAX_BYTES
 
 
-def test_a_learner_notebook_with_book_runs_trains_nothing(book, tmp_path, monkeypatch):
+def test_a_learner_notebook_with_book_runs_trains_nothing(tmp_path, monkeypatch):
     """Chapter 2's learner notebook, BOOK_RUNS = True, on a "machine" whose run keys are
-    not the book's (two threads, an empty cache): it loads the book's runs, trains none
+    not the book's (two threads, an empty cache): it loads the committed runs, trains none
     of them, and runs to its first exercise's check as usual."""
-    sys.path.insert(0, str(ROOT / "tests"))
-    from test_learner import execute
     md = ROOT / "chapters" / "02_degradation.md"
     notebook = nbformat.reads(md.with_suffix(".ipynb").read_text(), as_version=4)
     first = next(c for c in notebook.cells[3:] if c.cell_type == "code")
@@ -96,11 +116,40 @@ def test_a_learner_notebook_with_book_runs_trains_nothing(book, tmp_path, monkey
     first.source = first.source.replace("BOOK_RUNS = False", "BOOK_RUNS = True")
     monkeypatch.delenv("DEEPRES_BUDGET", raising=False)
     monkeypatch.setenv("DEEPRES_THREADS", "2")
-    monkeypatch.setenv("DEEPRES_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv(book_runs.SOURCE_ENV, str(book[2] / "runs"))
+    monkeypatch.setenv(runcache.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(book_runs.SOURCE_ENV, str(ROOT / "runs"))
     errors = execute(notebook, tmp_path)
     said = "\n".join(o.get("text", "") for c in notebook.cells if c.cell_type == "code"
                      for o in c.get("outputs", []))
-    assert "were copied from the book's build" in said
+    assert "were copied from the book's runs" in said
     assert "not in the run cache; training" not in said
     assert errors and errors[0][1].ename == "CheckFailed"   # the first unsolved exercise
+
+
+# (network of chapter 7's race, seed): a ResNet, a DenseNet and a grouped convolution,
+# on the book's data, 200 steps each (about a minute in all on one thread)
+SAMPLE = (("ResNet-14", 2), ("DenseNet-BC-40", 0), ("ResNeXt-20 (4x32d)", 1))
+
+
+@pytest.mark.parametrize("name, seed", SAMPLE, ids=[n for n, _ in SAMPLE])
+def test_a_sample_of_the_committed_runs_retrains_bit_for_bit(name, seed, tmp_path, monkeypatch):
+    """The committed runs are what this machine trains: the same history and weights, to
+    the last bit, on any x86-64 CPU (tests/test_reproducible.py)."""
+    from deepres.experiments import cifar_data, race_budget, race_networks
+    from deepres.training import train
+    monkeypatch.setenv(runcache.CACHE_ENV, str(tmp_path / "runs"))
+    monkeypatch.setenv(runcache.STORE_ENV, "")
+    laptop = PROFILES[book_runs.BOOK_BUDGET]
+    data, race = cifar_data(laptop), race_budget(laptop)
+    run = train(race_networks(laptop, data)[name], data, steps=race.steps,
+                batch_size=race.batch_size, lr=0.1, weight_decay=1e-4,
+                eval_every=race.eval_every, seed=seed, use_cache=False, progress=False,
+                threads=1)
+    path = ROOT / "runs" / f"{run.key}.pt"
+    assert path.is_file(), f"{name}, seed {seed}: not among the committed runs (make runs)"
+    stored = torch.load(path, weights_only=True)
+    assert stored["history"] == run.history
+    mine = run.model.state_dict()
+    assert stored["state_dict"].keys() == mine.keys()
+    for key, tensor in stored["state_dict"].items():
+        assert torch.equal(tensor, mine[key]), key

@@ -211,8 +211,7 @@ def learner_notebooks_for(published, tmp_path, monkeypatch):
     paths = []
     for md in learner.chapters():
         committed = nbformat.read(md.with_suffix(".ipynb"), as_version=4)
-        notebook = learner.learner_notebook(md, committed.metadata["deepres"]["book_values"],
-                                            family=committed.metadata["deepres"]["numbers_from"])
+        notebook = learner.learner_notebook(md, committed.metadata["deepres"]["book_values"])
         path = tmp_path / md.with_suffix(".ipynb").name
         notebook = unsolved_then_solved(notebook, md)
         notebook.metadata["deepres_test"] = {"allow_errors": True}
@@ -365,18 +364,17 @@ def test_the_gpu_learners_cifar10_comes_through_torchvisions_download(colab_pyth
     assert "dataset-fashion-mnist" not in failed   # no Debian package has CIFAR-10
 
 
-def test_the_books_runs_load_in_colabs_runtime(colab_python, published, book, tmp_path,
-                                               monkeypatch):
+def test_the_books_runs_load_in_colabs_runtime(colab_python, published, tmp_path, monkeypatch):
     """A CPU learner with no time, in Colab's runtime: its torch is not the book's, so its
     run keys are not the book's. With BOOK_RUNS = True, chapter 2 loads the book's runs
-    (published by this build) and trains none of them, up to its first exercise."""
+    (committed in the repository's runs/) and trains none of them, up to its first
+    exercise."""
     monkeypatch.setenv("DEEPRES_REPOSITORY_URL", published.url)
     monkeypatch.setenv("DEEPRES_BOOK_URL", "https://book.example/")   # (not on GitHub)
     monkeypatch.setenv("DEEPRES_REPOSITORY_COMMIT", published.commit)
     md = ROOT / "chapters" / "02_degradation.md"
     committed = nbformat.read(md.with_suffix(".ipynb"), as_version=4)
-    notebook = learner.learner_notebook(md, committed.metadata["deepres"]["book_values"],
-                                        family=committed.metadata["deepres"]["numbers_from"])
+    notebook = learner.learner_notebook(md, committed.metadata["deepres"]["book_values"])
     first = next(c for c in notebook.cells[3:] if c.cell_type == "code")
     first.source = first.source.replace("BOOK_RUNS = False", "BOOK_RUNS = True")
     notebook.metadata["deepres_test"] = {"allow_errors": False}   # stop at the first error
@@ -385,8 +383,8 @@ def test_the_books_runs_load_in_colabs_runtime(colab_python, published, book, tm
     files = {p.name: p for p in DEBIAN.glob("*.gz")}
     with FileServer(files) as server:
         [result] = run_in_colab(colab_python, [path], tmp_path, server.url,
-                                DEEPRES_BOOK_RUNS=str(book[2] / "runs"))
-    assert "were copied from the book's build" in result["stdout"], result["stdout"][-2000:]
+                                DEEPRES_BOOK_RUNS=published.url[len("file://"):] + "/runs")
+    assert "were copied from the book's runs" in result["stdout"], result["stdout"][-2000:]
     assert "not in the run cache; training" not in result["stdout"]
     [error] = result["errors"]   # the first exercise, unsolved: where "Run all" stops
     assert error["ename"] == "CheckFailed" and "not done yet" in error["evalue"]

@@ -14,7 +14,7 @@ from nbclient.exceptions import CellTimeoutError
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 import learner  # noqa: E402
-from helpers import colab_runtime_available, solution_cells, with_solutions  # noqa: E402
+from helpers import colab_runtime_available, execute, solution_cells, with_solutions  # noqa: E402,F401
 
 CHAPTERS = learner.chapters()
 COMPUTATION_CELL = "# Your computation here\n"   # under a prose exercise that asks for one
@@ -28,11 +28,6 @@ def test_there_are_chapters():
 def book_values(md):
     """The book's numbers that the committed learner notebook carries."""
     return nbformat.read(md.with_suffix(".ipynb"), as_version=4).metadata["deepres"]["book_values"]
-
-
-def numbers_from(md):
-    """The family of CPU (tools/cpu_family.py) whose numbers the committed notebook carries."""
-    return nbformat.read(md.with_suffix(".ipynb"), as_version=4).metadata["deepres"]["numbers_from"]
 
 
 def markdown_of(md):
@@ -50,21 +45,22 @@ def test_committed_notebook_is_in_sync(md):
     committed = md.with_suffix(".ipynb")
     assert committed.is_file(), f"run `make learner` to create {committed.name}"
     assert committed.read_text() == learner.render(
-        learner.learner_notebook(md, book_values(md), pinned(md), numbers_from(md))), (
+        learner.learner_notebook(md, book_values(md), pinned(md))), (
         f"{committed.name} is out of date: run `make learner`")
 
 
 @pytest.mark.parametrize("md", CHAPTERS, ids=IDS)
 def test_the_notebook_installs_the_library_it_was_made_with(md):
-    """The install cell pins a commit, and the library at that commit (deepres/ and
-    pyproject.toml) is this working tree's: the notebook and the library cannot drift
-    apart. After a change to the library: commit it, then `make learner`, and commit."""
+    """The install cell pins a commit, and the library at that commit (deepres/,
+    pyproject.toml and the book's runs) is this working tree's: the notebook and the
+    library cannot drift apart. After a change to the library: commit it, then `make
+    learner`, and commit."""
     import subprocess
     commit = pinned(md)
     assert commit and len(commit) == 40, "the install cell pins no commit"
     known = subprocess.run(["git", "cat-file", "-e", f"{commit}^{{commit}}"], cwd=ROOT)
     assert known.returncode == 0, f"{md.stem}: pins {commit[:10]}, not in this repository"
-    diff = subprocess.run(["git", "diff", "--stat", commit, "--", "deepres", "pyproject.toml"],
+    diff = subprocess.run(["git", "diff", "--stat", commit, "--", *learner.LIBRARY],
                           cwd=ROOT, capture_output=True, text=True, check=True).stdout
     assert not diff, (f"the library changed since {commit[:10]}, which {md.stem}'s install "
                       f"cell installs: commit the library, then `make learner`\n{diff}")
@@ -84,14 +80,9 @@ def test_prose_shows_the_books_numbers_not_glue_names(md):
 
 @pytest.mark.parametrize("md", CHAPTERS, ids=IDS)
 def test_the_books_numbers_are_the_current_builds(md, book):
-    """Every number a learner notebook quotes is the one this build computed; only the
-    measurements of this machine (times, memory) may differ from build to build. A CPU
-    of another family than the notebook's gives other numbers (tools/cpu_family.py):
-    then there is nothing to compare."""
-    here = learner.cpu_family.this_machine()
-    if here not in learner.cpu_family.FAMILIES or here != numbers_from(md):
-        pytest.skip(f"the notebook carries the numbers of a CPU of the {numbers_from(md)} "
-                    f"family, this build those of the {here} family (tools/cpu_family.py)")
+    """Every number a learner notebook quotes is the one this build computed, on any
+    x86-64 machine (tests/test_reproducible.py); only the measurements of this machine
+    (times, memory) may differ from build to build."""
     executed = book[2].parent / "jupyter_execute" / "chapters" / f"{md.stem}.ipynb"
     built, committed = learner.glued_values(executed), book_values(md)
     assert committed.keys() == built.keys(), "run `make learner` after `make book`"
@@ -226,26 +217,6 @@ def test_conversions():
     assert "> **Note**" in out and "### Exercise 1: Title" in out and "Do it." in out
     assert "Secret" not in out and ":label:" not in out
     assert "Deep Residual Learning for Image Recognition" in out
-
-
-def execute(notebook, tmp_path, tries=2):
-    """Run every cell (smoke budget: each takes seconds). A kernel that stops answering
-    (seen once here: kernel idle, client waiting, a message lost between them) gets a
-    cell timeout of 300 s, and the notebook runs once more in a fresh kernel."""
-    original = copy.deepcopy(notebook)
-    for attempt in range(tries):
-        client = NotebookClient(notebook, timeout=300, kernel_name="python3",
-                                allow_errors=True,
-                                resources={"metadata": {"path": str(ROOT / "chapters")}})
-        try:
-            client.execute()
-            break
-        except CellTimeoutError:
-            if attempt == tries - 1:
-                raise
-            notebook.cells = copy.deepcopy(original.cells)
-    return [(i, out) for i, cell in enumerate(notebook.cells) if cell.cell_type == "code"
-            for out in cell.get("outputs", []) if out.output_type == "error"]
 
 
 @pytest.mark.parametrize("md", CHAPTERS, ids=IDS)

@@ -25,12 +25,10 @@ from pybtex.richtext import Text
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "_ext"))
-from repository import book_url, library_commit, repository_url  # noqa: E402
-sys.path.insert(0, str(ROOT / "tools"))
-import cpu_family  # noqa: E402
+from repository import LIBRARY, book_url, library_commit, raw_url, repository_url  # noqa: E402,F401
 
 from deepres.book_runs import SOURCE_ENV, read_index  # noqa: E402
-from deepres.training import duration  # noqa: E402
+from deepres.timing import duration  # noqa: E402
 
 EXECUTED = ROOT / "_build" / "jupyter_execute"  # where `make book` leaves the executed pages
 BOOK_MARK = "<sup>†</sup>"
@@ -76,17 +74,19 @@ def glued_values(executed_notebook):
 
 
 def book_runs_values(executed_notebook):
-    """What the book published of the chapter's runs (``_ext/publish_runs.py``): how
-    many, their size, their training time and the rest of the chapter's time in the
-    build. Nothing for a chapter without published runs."""
-    index = read_index(Path(executed_notebook).parents[2] / "html" / "runs")
-    entry = index.get(int(Path(executed_notebook).name[:2]))
+    """What the book's committed runs of the chapter are (``runs/index.json``): how many,
+    their size, their training time, and the rest of the chapter's time in this build
+    (``_ext/chapter_times.py``). Nothing for a chapter without runs of its own."""
+    chapter = int(Path(executed_notebook).name[:2])
+    entry = read_index(ROOT / "runs")["chapters"].get(chapter)
     if not entry:
         return {}
-    return {"book_runs": str(entry["runs"]),
+    times = Path(executed_notebook).parents[2] / "reports" / "chapter-times.json"
+    rest = json.loads(times.read_text()).get(str(chapter)) if times.is_file() else None
+    return {"book_runs": str(len(entry["keys"])),
             "mem_book_runs": f"{entry['bytes'] / 1e6:.0f} MB",
             "time_book_train": duration(entry["train_seconds"]),
-            "time_book_rest": duration(entry["rest_seconds"] or 0)}
+            "time_book_rest": duration(rest or 0)}
 
 
 def chapters():
@@ -287,10 +287,12 @@ os.environ.setdefault("{source_env}", "{book_runs}")'''
 
 
 def install_cell(commit=None):
-    """The install cell, pinned to ``commit`` (default: the library's last commit)."""
+    """The install cell, pinned to ``commit`` (default: the library's last commit), which
+    also says where the book's runs of that commit are."""
+    commit = commit or library_commit()
     return nbformat.v4.new_code_cell(INSTALL.format(
-        url=repository_url(), commit=commit or library_commit(), source_env=SOURCE_ENV,
-        book_runs=f"{book_url()}runs/"))
+        url=repository_url(), commit=commit, source_env=SOURCE_ENV,
+        book_runs=raw_url(commit, "runs/")))
 
 
 def pinned_commit(notebook):
@@ -363,12 +365,10 @@ def first_exercise(md_path):
     raise UnknownMarkup(f"{md_path.name} is not in _toc.yml")
 
 
-def learner_notebook(md_path, values=None, commit=None, family=None):
+def learner_notebook(md_path, values=None, commit=None):
     """The learner's notebook of one chapter, as an nbformat notebook, with the glued
     ``values`` of the executed chapter (default: read from the book's build), installing
-    the library at ``commit`` (default: the library's last commit). ``family``: the family
-    of CPU whose numbers the values are (``tools/cpu_family.py``; default: this machine's,
-    which is taken to be the build's), kept in the metadata."""
+    the library at ``commit`` (default: the library's last commit)."""
     if values is None:
         values = glued_values(EXECUTED / "chapters" / md_path.with_suffix(".ipynb").name)
     chapter = jupytext.read(md_path)
@@ -400,8 +400,7 @@ def learner_notebook(md_path, values=None, commit=None, family=None):
         "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
         "language_info": {"name": "python"},
         "colab": {"provenance": []},
-        "deepres": {"book_values": values,
-                    "numbers_from": family or cpu_family.this_machine()},
+        "deepres": {"book_values": values},
     })
     nbformat.validate(notebook)
     return notebook
@@ -419,15 +418,14 @@ def main(argv=None):
     parser.add_argument("--out", type=Path, default=None,
                         help="write the notebooks here instead of beside the chapters")
     args = parser.parse_args(argv)
-    stale, family = [], cpu_family.this_machine()
-    print(f"this machine's CPU gives the numbers of the {family} family (tools/cpu_family.py)")
+    stale = []
     for md in chapters():
         target = (args.out or md.parent) / md.with_suffix(".ipynb").name
         try:
             values = glued_values(args.executed / "chapters" / target.name)
         except MissingBuild as error:
             raise SystemExit(str(error)) from None
-        text = render(learner_notebook(md, values, family=family))
+        text = render(learner_notebook(md, values))
         if target.exists() and target.read_text() == text:
             continue
         stale.append(target.name)
