@@ -12,9 +12,11 @@ again with the budget the machine would choose, the numbers the book shows.
 """
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from unittest import mock
@@ -59,29 +61,52 @@ def _make_class():
 MystNotebook = _make_class()
 
 
+_STARTED = {}   # the book build started beside the tests: process, folder, log file
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """The tests that need the built book go last, and the build starts now, beside them:
+    its kernels compute on one thread (the build sets DEEPRES_THREADS=1), so on two cores
+    the rest of the suite runs meanwhile."""
+    items.sort(key=lambda item: "book" in getattr(item, "fixturenames", ()))
+    if not os.environ.get("DEEPRES_BUILT_BOOK") and not config.option.collectonly and any(
+            "book" in getattr(item, "fixturenames", ()) for item in items):
+        _STARTED.update(_start_build())
+
+
+def pytest_sessionfinish(session):
+    process = _STARTED.get("process")
+    if process is not None and process.poll() is None:   # interrupted: stop the kernels too
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def pytest_unconfigure(config):   # after the summary, which reads the build's log
+    for folder in _STARTED.get("folders", []):
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
-def book(tmp_path_factory):
-    """Build the book from scratch, executing every chapter with the budget the machine
+def book():
+    """The book built from scratch, executing every chapter with the budget the machine
     (or the user) chooses: (exit code, log, html folder). The executed notebooks, with
     their glued values, are in the html folder's ../jupyter_execute."""
     built = os.environ.get("DEEPRES_BUILT_BOOK")   # for iterating on tests: reuse a build
     if built:                                       # made with --path-output DEEPRES_BUILT_BOOK
         log = (Path(built) / "build.log").read_text() if (Path(built) / "build.log").exists() else ""
         return 0, log, Path(built) / "_build" / "html"
-    env = {k: v for k, v in os.environ.items() if k != "DEEPRES_BUDGET"}
-    if BOOK_BUDGET:  # the budget the user chose; else the machine's default
-        env["DEEPRES_BUDGET"] = BOOK_BUDGET
-    out = tmp_path_factory.mktemp("book")
-    code, log = _build(out, env)
+    if not _STARTED:
+        _STARTED.update(_start_build())
+    code, log = _finish_build()
     if code and _timed_out(log):
         # A kernel that stops answering (seen here once in ipykernel 6.29, and once in a
         # chapter that had run in minutes before and after) is not the book's fault: build
-        # once more, with the runs now cached, and say so in the summary.
+        # once more and say so in the summary.
         _BUILD_LOG.append(f"the first build stopped at a cell that timed out "
-                          f"({_build_times(out / 'build.log')}); built again")
-        out = tmp_path_factory.mktemp("book")
-        code, log = _build(out, env)
-    return code, log, out / "_build" / "html"
+                          f"({_build_times(_STARTED['out'] / 'build.log')}); built again")
+        _STARTED.update(_start_build())
+        code, log = _finish_build()
+    return code, log, _STARTED["out"] / "_build" / "html"
 
 
 def _timed_out(log):
@@ -92,22 +117,35 @@ def _timed_out(log):
         Path(f).read_text(errors="replace") for f in saved if Path(f).is_file())
 
 
-def _build(out, env):
-    """Run ``jupyter-book build`` into ``out``: (exit code, log)."""
+def _start_build():
+    """Start ``jupyter-book build`` into a new folder, in the background."""
+    env = {k: v for k, v in os.environ.items() if k != "DEEPRES_BUDGET"}
+    if BOOK_BUDGET:  # the budget the user chose; else the machine's default
+        env["DEEPRES_BUDGET"] = BOOK_BUDGET
+    out = Path(tempfile.mkdtemp(prefix="deepres-book-"))
     _BUILD_LOG.append(out / "build.log")
-    with open(out / "build.log", "w") as log_file:   # written as it goes: see _build_times
-        process = subprocess.Popen(
-            [str(Path(sys.executable).with_name("jupyter-book")), "build", str(ROOT),
-             "--path-output", str(out), "-W", "-n", "--keep-going"],
-            stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
-            env=env, start_new_session=True)
-        try:
-            process.wait(timeout=BUILD_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)   # the kernels too
-            process.wait()
-            pytest.fail(f"the book build did not finish in {BUILD_TIMEOUT // 60} minutes; "
-                        f"{_build_times(out / 'build.log')}", pytrace=False)
+    log_file = open(out / "build.log", "w")   # written as it goes: see _build_times
+    process = subprocess.Popen(
+        [str(Path(sys.executable).with_name("jupyter-book")), "build", str(ROOT),
+         "--path-output", str(out), "-W", "-n", "--keep-going"],
+        stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
+        env=env, start_new_session=True)
+    return dict(process=process, out=out, log_file=log_file, started=time.time(),
+                folders=_STARTED.get("folders", []) + [out])
+
+
+def _finish_build():
+    """Wait for the started build: (exit code, log)."""
+    process, out = _STARTED["process"], _STARTED["out"]
+    try:
+        process.wait(timeout=max(1, BUILD_TIMEOUT - (time.time() - _STARTED["started"])))
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)   # the kernels too
+        process.wait()
+        pytest.fail(f"the book build did not finish in {BUILD_TIMEOUT // 60} minutes; "
+                    f"{_build_times(out / 'build.log')}", pytrace=False)
+    finally:
+        _STARTED["log_file"].close()
     return process.returncode, (out / "build.log").read_text()
 
 
