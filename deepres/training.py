@@ -33,6 +33,7 @@ alone writes; the others wait for it.
 ``python -m deepres.run --jobs N`` shares a chapter's runs out between N processes of
 one thread each instead (see ``deepres.run``): it sets :data:`claim`.
 """
+import contextlib
 import copy
 import math
 import os
@@ -173,6 +174,19 @@ def learning_rate(step, steps, lr, warmup=0):
     if step < warmup:
         return lr / 10
     return lr * (0.1 ** ((step >= steps // 2) + (step >= 3 * steps // 4)))
+
+
+@contextlib.contextmanager
+def keys_only():
+    """Inside the block, ``train`` trains nothing: it notes the key of each run that is not
+    stored in the list this yields, and returns None for it."""
+    global claim
+    keys = []
+    claim = lambda key, estimate: keys.append(key)   # noqa: E731  (None: declined)
+    try:
+        yield keys
+    finally:
+        claim = None
 
 
 def cpu_threads(threads=None):
