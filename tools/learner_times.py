@@ -2,12 +2,11 @@
 notebook, its solutions pasted in (as a learner who solved every exercise has it), with
 ``BOOK_RUNS = True``, in a fresh run cache, on PyTorch's own thread count (so its run
 keys are not the book's), timed from the first cell to the last. The exercises' own
-runs train; the chapter's runs come from the book's build (``_build/html/runs``, made by
-``make book``). Without the book's runs, a learner waits that long and the training of
+runs train; the chapter's runs come from the book's committed runs (``runs/``, made by
+``make runs``). Without the book's runs, a learner waits that long and the training of
 the chapter's runs besides: printed beside, as the chapter's first cell estimates it here
 (``deepres.run.plan``, from timed steps, on PyTorch's own thread count), and as the
-build measured it (``_build/html/runs/index.json``, one thread a run, two runs side by
-side).
+runs were trained (``runs/index.json``, one thread a run, two runs side by side).
 
     python tools/learner_times.py [CHAPTER ...]
 """
@@ -31,14 +30,13 @@ import torch  # noqa: E402
 from deepres.book_runs import SOURCE_ENV, read_index  # noqa: E402
 from deepres.budget import get_budget  # noqa: E402
 from deepres.run import plan  # noqa: E402
-from deepres.training import THREADS_ENV, duration  # noqa: E402
+from deepres.timing import duration  # noqa: E402
+from deepres.training import THREADS_ENV  # noqa: E402
 
 
 def main(wanted):
-    runs = ROOT / "_build" / "html" / "runs"
-    index = read_index(runs)
-    if not index:
-        sys.exit("no book's runs in _build/html/runs: run `make book` first")
+    runs = ROOT / "runs"
+    index = read_index(runs)["chapters"]
     print("chapter | with the book's runs (measured here) | training the chapter's runs "
           "(estimated here) | without the book's runs (the two together) | training in "
           "the build (measured)")
