@@ -53,20 +53,9 @@ def _empty_cache():
 
 def chapter_keys(chapter, budget, device):
     """This machine's cache keys of the chapter's runs, in the order the chapter asks for
-    them. Nothing is trained: every run is asked for in an empty cache, and ``train``'s
-    ``claim`` hook notes its key and declines it."""
-    keys = []
-
-    def note(key, estimate):
-        keys.append(key)
-        return False
-
-    training.claim = note
-    try:
-        with _empty_cache():
-            chapter_runs(chapter, budget, device)
-    finally:
-        training.claim = None
+    them. Nothing is trained: every run is asked for in an empty cache, and noted."""
+    with _empty_cache(), training.keys_only() as keys:
+        chapter_runs(chapter, budget, device)
     return keys
 
 

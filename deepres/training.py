@@ -33,6 +33,7 @@ alone writes; the others wait for it.
 ``python -m deepres.run --jobs N`` shares a chapter's runs out between N processes of
 one thread each instead (see ``deepres.run``): it sets :data:`claim`.
 """
+import contextlib
 import copy
 import math
 import os
@@ -175,6 +176,19 @@ def learning_rate(step, steps, lr, warmup=0):
     return lr * (0.1 ** ((step >= steps // 2) + (step >= 3 * steps // 4)))
 
 
+@contextlib.contextmanager
+def keys_only():
+    """Inside the block, ``train`` trains nothing: it notes the key of each run that is not
+    stored in the list this yields, and returns None for it."""
+    global claim
+    keys = []
+    claim = lambda key, estimate: keys.append(key)   # noqa: E731  (None: declined)
+    try:
+        yield keys
+    finally:
+        claim = None
+
+
 def cpu_threads(threads=None):
     """The CPU threads a run trains on: ``threads``, else ``$DEEPRES_THREADS`` (the book's
     build sets 1: see _ext/prefill.py), else PyTorch's current count."""
@@ -210,17 +224,14 @@ def train(make_model, data, *, steps, batch_size=128, lr=0.1, momentum=0.9,
 
 
 def _train(make_model, data, config, *, device, name, use_cache, progress):
-    steps, batch_size, lr, eval_every, seed = (
-        config[k] for k in ("steps", "batch_size", "lr", "eval_every", "seed"))
-    momentum, weight_decay, warmup = config["momentum"], config["weight_decay"], config["warmup"]
+    """Build the model (seeded), then load its run or train it."""
     rank, world = _process()
-    if batch_size % world:
-        raise ValueError(f"the batch size ({batch_size}) must split evenly over the "
-                         f"{world} processes")
-    torch.manual_seed(seed)
+    if config["batch_size"] % world:
+        raise ValueError(f"the batch size ({config['batch_size']}) must split evenly over "
+                         f"the {world} processes")
+    torch.manual_seed(config["seed"])
     model = make_model()
     key = run_key(config, model)
-    path = cache_dir() / f"{key}.pt"
     stored = _from_process_0(rank, world, lambda: find(key, name) if use_cache else None)
     if stored is not None:
         model.load_state_dict(stored["state_dict"])
@@ -228,145 +239,179 @@ def _train(make_model, data, config, *, device, name, use_cache, progress):
                   stored["device"], cached=True, config=config,
                   estimate=stored.get("estimate", float("nan")),
                   eval_seconds=stored.get("eval_seconds", 0.0), key=key)
-        if rank == 0:
-            print(_summary(run))
+        _say(rank, _summary(run))
         return run
     if claim is not None and not claim(key, lambda: estimate_seconds(
-            model, data, steps=steps, batch_size=batch_size, eval_every=eval_every,
-            device=device)):
+            model, data, steps=config["steps"], batch_size=config["batch_size"],
+            eval_every=config["eval_every"], device=device)):
         return None
+    return _fit(model, data, config, key, device=device, name=name, use_cache=use_cache,
+                progress=progress)
 
-    model.to(device)
-    if device.type == "cuda":   # the batches' shape never changes: time cuDNN's choices once
-        torch.backends.cudnn.benchmark = True
-    if _channels_last(device):
-        model.to(memory_format=torch.channels_last)
-    net = _distribute(model, device) if world > 1 else model   # what trains
-    data = _on_device(data, device)
-    # fused on CUDA: one kernel, and GradScaler's infinity check stays on the device
-    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum,
-                          weight_decay=weight_decay, fused=device.type == "cuda" or None)
-    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
-    history = {k: [] for k in ("step", "loss", "error", "eval_step", "running_error",
-                               "train_loss", "train_error", "test_loss", "test_error")}
-    estimate = estimate_seconds(model, data, steps=steps, batch_size=batch_size,
-                                eval_every=eval_every, device=device)
-    checkpoint = path.with_name(f"{key}.checkpoint.pt")
-    done, seconds_before = 0, 0.0
-    state = _from_process_0(rank, world,
-                            lambda: load(checkpoint, name) if use_cache else None)
-    if state is not None:
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        scaler.load_state_dict(state["scaler"])
-        torch.set_rng_state(state["rng"])
-        if device.type == "cuda":
-            torch.cuda.set_rng_state(state["cuda_rng"], device)
-        history, done, seconds_before = state["history"], state["step"], state["seconds"]
-        estimate = estimate * (steps - done) / steps
-        _say(rank, f"{name}: resuming from the checkpoint at step {done:,} of {steps:,}; "
-              f"the rest should take about {duration(estimate)} on {device.type}")
-    else:
-        where = f"{world} processes on {device.type}" if world > 1 else device.type
-        _say(rank, f"{name}: not in the run cache; training {steps:,} steps of batch "
-                   f"{batch_size} on {where} should take about {duration(estimate)}")
 
-    losses, errors = [], []   # this stretch's per-step values, still on the device
-    eval_seconds = 0.0
+HISTORY = ("step", "loss", "error", "eval_step", "running_error", "train_loss", "train_error",
+           "test_loss", "test_error")
 
-    def flush():
+
+class _Training:
+    """One run while it trains: the model, its optimiser, the history, and the losses and
+    errors of the steps since the last copy from the device."""
+
+    def __init__(self, model, data, config, device, name):
+        self.model, self.config, self.device, self.name = model, config, device, name
+        self.rank, self.world = _process()
+        model.to(device)
+        if device.type == "cuda":   # the batches' shape never changes: time cuDNN once
+            torch.backends.cudnn.benchmark = True
+        if _channels_last(device):
+            model.to(memory_format=torch.channels_last)
+        self.net = _distribute(model, device) if self.world > 1 else model   # what trains
+        self.data = _on_device(data, device)
+        # fused on CUDA: one kernel, and GradScaler's infinity check stays on the device
+        self.opt = torch.optim.SGD(model.parameters(), lr=config["lr"],
+                                   momentum=config["momentum"],
+                                   weight_decay=config["weight_decay"],
+                                   fused=device.type == "cuda" or None)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
+        self.history = {k: [] for k in HISTORY}
+        self.losses, self.errors = [], []   # still on the device
+        self.done, self.seconds_before, self.eval_seconds = 0, 0.0, 0.0
+
+    def step(self, step, x, y):
+        """One SGD step on the batch ``x``, ``y`` (the global batch: this process trains
+        on its share)."""
+        if self.world > 1:   # every process drew the same global batch: take this one's share
+            share = len(y) // self.world
+            mine = slice(self.rank * share, (self.rank + 1) * share)
+            x, y = x[mine], y[mine]
+        for group in self.opt.param_groups:
+            group["lr"] = learning_rate(step - 1, self.config["steps"], self.config["lr"],
+                                        self.config["warmup"])
+        x = _memory_format(x.to(self.device, non_blocking=True), self.device)
+        y = y.to(self.device)
+        with _autocast(self.device):
+            logits = self.net(x)
+            loss = F.cross_entropy(logits.float(), y)
+        self.opt.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        self.losses.append(loss.detach())
+        self.errors.append((logits.argmax(1) != y).float().mean())
+
+    def flush(self):
         """Copy the steps since the last flush into the history (one transfer); stop at
         the first non-finite loss."""
+        losses, history = self.losses, self.history
         if not losses:
             return
-        values = torch.stack(losses + errors).float()
-        if world > 1:   # the global batch's loss and error: the mean over the processes
+        values = torch.stack(losses + self.errors).float()
+        if self.world > 1:   # the global batch's loss and error: the mean over the processes
             dist.all_reduce(values)
-            values /= world
+            values /= self.world
         values = values.tolist()
         first = history["step"][-1] + 1 if history["step"] else 1
         for i, loss in enumerate(values[:len(losses)]):
             if not math.isfinite(loss):
                 raise FloatingPointError(
-                    f"{name}: the loss became {loss} at step {first + i}. The learning rate "
-                    f"({lr}) is probably too high for this model; try a smaller one or a "
-                    "warmup.")
+                    f"{self.name}: the loss became {loss} at step {first + i}. The learning "
+                    f"rate ({self.config['lr']}) is probably too high for this model; try a "
+                    "smaller one or a warmup.")
         history["step"].extend(range(first, first + len(losses)))
         history["loss"].extend(values[:len(losses)])
         history["error"].extend(values[len(losses):])
         losses.clear()
-        errors.clear()
+        self.errors.clear()
 
-    def save_checkpoint(step):
-        flush()
-        if rank != 0:
-            return
-        state = {"model": model.state_dict(), "optimizer": opt.state_dict(),
-                 "scaler": scaler.state_dict(), "rng": torch.get_rng_state(),
-                 "history": history, "step": step,
-                 "seconds": seconds_before + time.perf_counter() - start}
-        if device.type == "cuda":
-            state["cuda_rng"] = torch.cuda.get_rng_state(device)
-        checkpoint.parent.mkdir(parents=True, exist_ok=True)
-        save(state, checkpoint)
+    def evaluate(self, step):
+        """Measure the training subset and the test set (in evaluation mode) after ``step``."""
+        self.flush()
+        recent = self.history["error"][-self.config["eval_every"]:]
+        start = time.perf_counter()
+        train_loss, train_error = evaluate(self.model, self.data.x_fit, self.data.y_fit,
+                                           self.device)
+        test_loss, test_error = evaluate(self.model, self.data.x_test, self.data.y_test,
+                                         self.device)
+        self.eval_seconds += time.perf_counter() - start
+        for name, value in zip(HISTORY[3:], (step, sum(recent) / len(recent), train_loss,
+                                             train_error, test_loss, test_error)):
+            self.history[name].append(value)
 
+    def checkpoint(self, step, seconds):
+        """Everything a resumed run needs, after ``step`` and ``seconds`` of training."""
+        self.flush()
+        state = {"model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
+                 "scaler": self.scaler.state_dict(), "rng": torch.get_rng_state(),
+                 "history": self.history, "step": step, "seconds": seconds}
+        if self.device.type == "cuda":
+            state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
+        return state
+
+    def resume(self, state):
+        """Go on from a checkpoint: the weights, the optimiser, the random numbers."""
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.scaler.load_state_dict(state["scaler"])
+        torch.set_rng_state(state["rng"])
+        if self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
+        self.history, self.done = state["history"], state["step"]
+        self.seconds_before = state["seconds"]
+
+
+def _fit(model, data, config, key, *, device, name, use_cache, progress):
+    """Train ``model`` (resuming from its checkpoint if there is one) and store the run."""
+    steps, batch_size, eval_every = config["steps"], config["batch_size"], config["eval_every"]
+    run = _Training(model, data, config, device, name)
+    rank, world = run.rank, run.world
+    estimate = estimate_seconds(model, run.data, steps=steps, batch_size=batch_size,
+                                eval_every=eval_every, device=device)
+    path = cache_dir() / f"{key}.pt"
+    checkpoint = path.with_name(f"{key}.checkpoint.pt")
+    state = _from_process_0(rank, world, lambda: load(checkpoint, name) if use_cache else None)
+    if state is not None:
+        run.resume(state)
+        estimate = estimate * (steps - run.done) / steps
+        _say(rank, f"{name}: resuming from the checkpoint at step {run.done:,} of {steps:,}; "
+                   f"the rest should take about {duration(estimate)} on {device.type}")
+    else:
+        where = f"{world} processes on {device.type}" if world > 1 else device.type
+        _say(rank, f"{name}: not in the run cache; training {steps:,} steps of batch "
+                   f"{batch_size} on {where} should take about {duration(estimate)}")
     start = last_saved = time.perf_counter()
-    bar = tqdm(batches(data, batch_size, steps, seed, start=done), total=steps,
-               initial=done, desc=name, disable=not progress or rank != 0, mininterval=1.0)
-    share = batch_size // world
-    net.train()
-    for step, (x, y) in enumerate(bar, start=done + 1):
-        if world > 1:   # every process drew the same global batch: take this one's share
-            x, y = x[rank * share:(rank + 1) * share], y[rank * share:(rank + 1) * share]
-        for group in opt.param_groups:
-            group["lr"] = learning_rate(step - 1, steps, lr, warmup)
-        x, y = _memory_format(x.to(device, non_blocking=True), device), y.to(device)
-        with _autocast(device):
-            logits = net(x)
-            loss = F.cross_entropy(logits.float(), y)
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(opt)
-        scaler.update()
-        losses.append(loss.detach())
-        errors.append((logits.argmax(1) != y).float().mean())
+    bar = tqdm(batches(run.data, batch_size, steps, config["seed"], start=run.done),
+               total=steps, initial=run.done, desc=name,
+               disable=not progress or rank != 0, mininterval=1.0)
+    run.net.train()
+    for step, (x, y) in enumerate(bar, start=run.done + 1):
+        run.step(step, x, y)
         if step % eval_every == 0 or step == steps:
-            flush()
-            recent = history["error"][-eval_every:]
-            eval_start = time.perf_counter()
-            train_loss, train_error = evaluate(model, data.x_fit, data.y_fit, device)
-            test_loss, test_error = evaluate(model, data.x_test, data.y_test, device)
-            eval_seconds += time.perf_counter() - eval_start
-            history["eval_step"].append(step)
-            history["running_error"].append(sum(recent) / len(recent))
-            history["train_loss"].append(train_loss)
-            history["train_error"].append(train_error)
-            history["test_loss"].append(test_loss)
-            history["test_error"].append(test_error)
-            bar.set_postfix(train_err=f"{history['train_error'][-1]:.3f}",
-                            test_err=f"{test_error:.3f}")
+            run.evaluate(step)
+            bar.set_postfix(train_err=f"{run.history['train_error'][-1]:.3f}",
+                            test_err=f"{run.history['test_error'][-1]:.3f}")
         # (by the clock only in one process: the processes must flush at the same steps)
         if use_cache and step < steps and (step % eval_every == 0 or world == 1 and
                                            time.perf_counter() - last_saved > CHECKPOINT_SECONDS):
-            save_checkpoint(step)
+            state = run.checkpoint(step, run.seconds_before + time.perf_counter() - start)
+            if rank == 0:
+                save(state, checkpoint)
             last_saved = time.perf_counter()
     bar.close()
-    flush()
-    seconds = seconds_before + time.perf_counter() - start
+    run.flush()
+    seconds = run.seconds_before + time.perf_counter() - start
     model.to(memory_format=torch.contiguous_format)
     if use_cache and rank == 0:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-        save({"history": history, "state_dict": state, "seconds": seconds,
-               "device": device.type, "estimate": estimate,
-               "eval_seconds": eval_seconds}, path)
+        weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        save({"history": run.history, "state_dict": weights, "seconds": seconds,
+              "device": device.type, "estimate": estimate,
+              "eval_seconds": run.eval_seconds}, path)
         checkpoint.unlink(missing_ok=True)
     if world > 1:
         dist.barrier()   # the others return once process 0 has written the cache
-    run = Run(name, model, history, seconds, device.type, cached=False, config=config,
-              estimate=estimate, eval_seconds=eval_seconds, key=key)
-    _say(rank, _summary(run))
-    return run
+    done = Run(name, model, run.history, seconds, device.type, cached=False, config=config,
+               estimate=estimate, eval_seconds=run.eval_seconds, key=key)
+    _say(rank, _summary(done))
+    return done
 
 
 def _process():

@@ -154,3 +154,19 @@ def execute(notebook, tmp_path, tries=2):
             notebook.cells = copy.deepcopy(original.cells)
     return [(i, out) for i, cell in enumerate(notebook.cells) if cell.cell_type == "code"
             for out in cell.get("outputs", []) if out.output_type == "error"]
+
+
+def lose_the_runtime_at_call(monkeypatch, module, n):
+    """Make the ``n``-th call of ``module.evaluate`` (two per evaluation of a run) raise
+    KeyboardInterrupt, as a lost runtime stops a run; returns a function that puts the
+    real ``evaluate`` back."""
+    real, calls = module.evaluate, []
+
+    def lost(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == n:
+            raise KeyboardInterrupt("the runtime was lost")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, "evaluate", lost)
+    return lambda: monkeypatch.setattr(module, "evaluate", real)

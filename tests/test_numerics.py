@@ -38,6 +38,7 @@ from deepres.fixtures import write_cifar_fixture, write_fashion_fixture
 from deepres.models import VGG, PreActBlock, densenet_bc_cifar
 from deepres.models.cifar import plain, resnet_cifar
 from deepres.transfer import class_subset, for_weights, transfer_variants
+from helpers import lose_the_runtime_at_call
 
 RECORDED = Path(__file__).with_name("numerics.json")
 RECORD_ENV = "DEEPRES_RECORD_NUMERICS"
@@ -183,18 +184,10 @@ def test_a_resumed_run_ends_bit_for_bit_where_an_uninterrupted_one_ends(
     monkeypatch.setattr(training, "CHECKPOINT_SECONDS", 1e9)   # at evaluations only
     make, data = families(3)["resnet (option A)"], fixtures["cifar"]
     whole = short_run(make, data)
-    real_evaluate, calls = training.evaluate, []
-
-    def lost_at_step_8(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 3:   # the evaluation at step 8 (two per evaluation)
-            raise KeyboardInterrupt("the runtime was lost")
-        return real_evaluate(*args, **kwargs)
-
-    monkeypatch.setattr(training, "evaluate", lost_at_step_8)
+    put_back = lose_the_runtime_at_call(monkeypatch, training, 3)   # at step 8
     with pytest.raises(KeyboardInterrupt):
         short_run(make, data, use_cache=True)
-    monkeypatch.setattr(training, "evaluate", real_evaluate)
+    put_back()
     resumed = short_run(make, data, use_cache=True)
     assert run_digest(resumed) == run_digest(whole)
 
@@ -203,18 +196,9 @@ def test_a_resumed_run_ends_bit_for_bit_where_an_uninterrupted_one_ends(
 
 def key_of(make, data, **kwargs):
     """The key ``train`` gives this run, from an empty cache, training nothing."""
-    keys = []
-
-    def note(key, estimate):
-        keys.append(key)
-        return False
-
-    training.claim = note
-    try:
+    with training.keys_only() as keys:
         training.train(make, data, **{**dict(steps=8, batch_size=16, eval_every=4, seed=0,
                                              progress=False, threads=1), **kwargs})
-    finally:
-        training.claim = None
     return keys[0]
 
 

@@ -10,7 +10,7 @@ from torch import nn
 import deepres.training as train_module
 from deepres.data import batches
 from deepres.training import cache_dir, clear_cache, evaluate, learning_rate, train
-from helpers import synthetic_data
+from helpers import lose_the_runtime_at_call, synthetic_data
 
 
 def tiny_model():
@@ -218,19 +218,11 @@ def test_an_interrupted_run_resumes_to_the_same_weights_and_history(cache, monke
     settings = dict(steps=30, batch_size=32, lr=0.05, eval_every=10, seed=3, progress=False)
     whole = train(dropout_model, data, use_cache=False, **settings)
 
-    real_evaluate, calls = train_module.evaluate, []
-
-    def lost_at_step_20(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 3:  # the evaluation at step 20 (two per evaluation)
-            raise KeyboardInterrupt("the runtime was lost")
-        return real_evaluate(*args, **kwargs)
-
-    monkeypatch.setattr(train_module, "evaluate", lost_at_step_20)
+    put_back = lose_the_runtime_at_call(monkeypatch, train_module, 3)   # at step 20
     with pytest.raises(KeyboardInterrupt):
         train(dropout_model, data, **settings)
     assert [p.name.endswith(".checkpoint.pt") for p in cache.iterdir()] == [True]
-    monkeypatch.setattr(train_module, "evaluate", real_evaluate)
+    put_back()
     capsys.readouterr()
     resumed = train(dropout_model, data, **settings)
     assert "resuming from the checkpoint at step 10 of 30" in capsys.readouterr().out
@@ -351,7 +343,7 @@ def test_a_class_changed_in_a_notebook_cell_trains_again(tmp_path):
     setup = ("import os, sys\n"
              f"os.environ['DEEPRES_CACHE'] = {str(tmp_path / 'cache')!r}\n"
              f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
-             "from helpers import synthetic_data\n"
+             "from helpers import lose_the_runtime_at_call, synthetic_data\n"
              "from deepres import train\n"
              "data = synthetic_data()\n"
              "settings = dict(steps=4, batch_size=32, eval_every=4, progress=False)")
