@@ -64,13 +64,22 @@ MystNotebook = _make_class()
 _STARTED = {}   # the book build started beside the tests: process, folder, log file
 
 
+def _needs_book(item):
+    return "book" in getattr(item, "fixturenames", ())
+
+
+@pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(session, config, items):
-    """The tests that need the built book go last, and the build starts now, beside them:
-    its kernels compute on one thread (the build sets DEEPRES_THREADS=1), so on two cores
-    the rest of the suite runs meanwhile."""
-    items.sort(key=lambda item: "book" in getattr(item, "fixturenames", ()))
-    if not os.environ.get("DEEPRES_BUILT_BOOK") and not config.option.collectonly and any(
-            "book" in getattr(item, "fixturenames", ()) for item in items):
+    """The tests that need the built book go last."""
+    items.sort(key=_needs_book)
+
+
+def pytest_collection_finish(session):
+    """The book build starts now, beside the tests that do not need it: its kernels compute
+    on one thread (the build sets DEEPRES_THREADS=1), so on two cores the rest of the
+    suite runs meanwhile."""
+    if not os.environ.get("DEEPRES_BUILT_BOOK") and not session.config.option.collectonly \
+            and any(map(_needs_book, session.items)):
         _STARTED.update(_start_build())
 
 

@@ -25,7 +25,7 @@ def test_actionlint_passes():
 def test_actionlint_rejects_a_broken_workflow(tmp_path):
     broken = tmp_path / "broken.yml"
     text = WORKFLOW.read_text().replace("runs-on: ubuntu-latest", "runs_on: ubuntu-latest", 1)
-    broken.write_text(text.replace("${{ github.sha }}", "${{ github.shaa }}"))
+    broken.write_text(text.replace("run: make book", "run: make book ${{ github.shaa }}"))
     result = actionlint(broken)
     assert result.returncode != 0
     assert "runs_on" in result.stdout and "shaa" in result.stdout
