@@ -50,7 +50,7 @@ from .budget import BOOK_BUDGET, PROFILES, get_budget, pick_device
 from .data import load_cifar10_raw, load_fashion_mnist_raw
 from .experiments import CHAPTERS, chapter_runs
 from .cpu import num_threads
-from .runcache import cache_dir
+from .runcache import cache_dir, store_dir
 from .timing import duration
 
 
@@ -192,7 +192,8 @@ def train_in_processes(chapters, budget, jobs, device=torch.device("cpu")):
     with num_threads(1 if on_cpu else None):   # estimate each run as it will be trained
         todo = plan(chapters, budget, device)
     if not todo:
-        print(f"chapters {names}: every run is in {folder}")
+        where = f"{folder} or {store_dir()}" if store_dir() else str(folder)
+        print(f"chapters {names}: every run is in {where}: nothing to train")
         report(folder, chapters, budget, 0, 0, 0.0)
         return 0
     jobs = min(jobs, len(todo))

@@ -239,7 +239,8 @@ def _train(make_model, data, config, *, device, name, use_cache, progress):
                   stored["device"], cached=True, config=config,
                   estimate=stored.get("estimate", float("nan")),
                   eval_seconds=stored.get("eval_seconds", 0.0), key=key)
-        _say(rank, _summary(run))
+        if rank == 0:   # (not flushed: a check cell that loads a run shows one output)
+            print(_summary(run))
         return run
     if claim is not None and not claim(key, lambda: estimate_seconds(
             model, data, steps=config["steps"], batch_size=config["batch_size"],

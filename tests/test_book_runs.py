@@ -12,7 +12,7 @@ from deepres import book_runs, runcache
 from deepres.budget import PROFILES
 from deepres.experiments import CHAPTERS, chapter_runs
 from deepres.run import plan
-from helpers import execute
+from helpers import colab_runtime_available, execute
 
 ROOT = Path(__file__).resolve().parents[1]
 CPU = torch.device("cpu")
@@ -105,6 +105,8 @@ def test_the_committed_runs_are_this_numerics_versions_and_small():
     assert len(files) == index["runs"] and sum(files.values()) == index["bytes"] < MAX_BYTES
 
 
+@pytest.mark.skipif(colab_runtime_available(), reason="tests/test_colab.py loads the book's "
+                    "runs in a learner notebook in Colab's own runtime")
 def test_a_learner_notebook_with_book_runs_trains_nothing(tmp_path, monkeypatch):
     """Chapter 2's learner notebook, BOOK_RUNS = True, on a "machine" whose run keys are
     not the book's (two threads, an empty cache): it loads the committed runs, trains none
