@@ -61,7 +61,7 @@ def _make_class():
 MystNotebook = _make_class()
 
 
-_STARTED = {}   # the book build started beside the tests: process, folder, log file
+_BUILD = {}   # the book build started beside the tests: process, folder, log file
 
 
 def _needs_book(item):
@@ -80,18 +80,18 @@ def pytest_collection_finish(session):
     suite runs meanwhile."""
     if not os.environ.get("DEEPRES_BUILT_BOOK") and not session.config.option.collectonly \
             and any(map(_needs_book, session.items)):
-        _STARTED.update(_start_build())
+        _BUILD.update(_start_build())
 
 
 def pytest_sessionfinish(session):
-    process = _STARTED.get("process")
+    process = _BUILD.get("process")
     if process is not None and process.poll() is None:   # interrupted: stop the kernels too
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
 
 
 def pytest_unconfigure(config):   # after the summary, which reads the build's log
-    for folder in _STARTED.get("folders", []):
+    for folder in _BUILD.get("folders", []):
         shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -104,18 +104,18 @@ def book():
     if built:                                       # made with --path-output DEEPRES_BUILT_BOOK
         log = (Path(built) / "build.log").read_text() if (Path(built) / "build.log").exists() else ""
         return 0, log, Path(built) / "_build" / "html"
-    if not _STARTED:
-        _STARTED.update(_start_build())
+    if not _BUILD:
+        _BUILD.update(_start_build())
     code, log = _finish_build()
     if code and _timed_out(log):
         # A kernel that stops answering (seen here once in ipykernel 6.29, and once in a
         # chapter that had run in minutes before and after) is not the book's fault: build
         # once more and say so in the summary.
         _BUILD_LOG.append(f"the first build stopped at a cell that timed out "
-                          f"({_build_times(_STARTED['out'] / 'build.log')}); built again")
-        _STARTED.update(_start_build())
+                          f"({_build_times(_BUILD['out'] / 'build.log')}); built again")
+        _BUILD.update(_start_build())
         code, log = _finish_build()
-    return code, log, _STARTED["out"] / "_build" / "html"
+    return code, log, _BUILD["out"] / "_build" / "html"
 
 
 def _timed_out(log):
@@ -140,21 +140,21 @@ def _start_build():
         stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
         env=env, start_new_session=True)
     return dict(process=process, out=out, log_file=log_file, started=time.time(),
-                folders=_STARTED.get("folders", []) + [out])
+                folders=_BUILD.get("folders", []) + [out])
 
 
 def _finish_build():
     """Wait for the started build: (exit code, log)."""
-    process, out = _STARTED["process"], _STARTED["out"]
+    process, out = _BUILD["process"], _BUILD["out"]
     try:
-        process.wait(timeout=max(1, BUILD_TIMEOUT - (time.time() - _STARTED["started"])))
+        process.wait(timeout=max(1, BUILD_TIMEOUT - (time.time() - _BUILD["started"])))
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)   # the kernels too
         process.wait()
         pytest.fail(f"the book build did not finish in {BUILD_TIMEOUT // 60} minutes; "
                     f"{_build_times(out / 'build.log')}", pytrace=False)
     finally:
-        _STARTED["log_file"].close()
+        _BUILD["log_file"].close()
     return process.returncode, (out / "build.log").read_text()
 
 

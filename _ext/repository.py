@@ -62,8 +62,12 @@ def book_url(url=None):
 
 def raw_url(commit, path, url=None):
     """The address of the file or folder ``path`` of the repository at ``commit``, as
-    GitHub serves it raw (a learner notebook fetches the book's runs from there)."""
-    return f"https://raw.githubusercontent.com/{github_path(url or repository_url())}/{commit}/{path}"
+    GitHub serves it raw (a learner notebook fetches the book's runs from there); for a
+    repository on this machine (``file://``, the tests' stand-in), its folder's ``path``."""
+    url = url or repository_url()
+    if url.startswith("file://"):
+        return f"{url[len('file://'):]}/{path}"
+    return f"https://raw.githubusercontent.com/{github_path(url)}/{commit}/{path}"
 
 
 # what a learner notebook's install cell installs: the library, and the runs it loads

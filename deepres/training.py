@@ -1,37 +1,18 @@
-"""One training loop, and a cache so the same run is never trained twice.
+"""One training loop, and a run cache so the same run is never trained twice.
 
-``train(make_model, data, ...)`` seeds everything, builds the model, and either trains
-it (with a progress bar) or, if exactly this run was done before, loads the stored
-history and final weights. The cache key hashes the full configuration, the model's
-structure and initial weights, and the source of this library, so any change that
-could change the numbers also changes the key.
+``train(make_model, data, ...)`` seeds everything, builds the model, and either loads the
+run (from the machine's run cache or the book's committed runs, ``deepres.runcache``) or
+trains it with a progress bar, after saying how long that should take here. A run's key
+holds everything that decides its numbers and ``NUMERICS_VERSION``, not this file's
+bytes. While it trains, it checkpoints into the cache (at each evaluation, and at least
+every ``CHECKPOINT_SECONDS``): a run that was interrupted resumes from its last
+checkpoint and ends with the same weights and history as if it had never stopped.
 
-Before it trains, it says how long that should take here (:func:`estimate_seconds`).
-While it trains, it checkpoints into the cache (at each evaluation, and at least every
-``CHECKPOINT_SECONDS``). A run that was interrupted, by an error or by a lost Colab
-runtime whose cache is on Google Drive, resumes from its last checkpoint when it is
-started again, and ends with the same weights and history as if it had never stopped.
-
-On a GPU, the training step never waits for the device: the loop keeps each step's loss
-and error on the device and copies them at each evaluation, keeps a dataset that fits on
-the device and picks and augments its batches there (``deepres.data.batches``), and the
-optimizer is PyTorch's fused SGD, which checks mixed precision's gradients for infinities
-on the device. cuDNN picks the fastest convolution for each shape
-(``cudnn.benchmark``). On the CPU this is the same arithmetic: the numbers do not change
-(tested).
-
-Under ``torchrun`` (an initialised ``torch.distributed`` process group, see
-``deepres.run``), the model is wrapped in DistributedDataParallel: every process draws
-the same global batch, trains on its share, and the gradients are averaged, so the run
-is the single-process run with the same batch size, to within float rounding.
-BatchNorm is synchronised across processes on GPUs (``SyncBatchNorm``); on CPUs PyTorch
-cannot synchronise it, so a distributed CPU run refuses a model with BatchNorm. Process
-0 alone reads the cache and the checkpoint and sends what it found to the others (so all
-decide alike, even on a file system that shows them different files), and process 0
-alone writes; the others wait for it.
-
-``python -m deepres.run --jobs N`` shares a chapter's runs out between N processes of
-one thread each instead (see ``deepres.run``): it sets :data:`claim`.
+On a GPU the step never waits for the device: the losses stay there until each
+evaluation, batches are picked and augmented there, and the optimiser is the fused SGD.
+Under ``torchrun`` the model is wrapped in DistributedDataParallel (BatchNorm
+synchronised on GPUs; a CPU run with BatchNorm is refused): every process draws the same
+global batch and trains on its share; process 0 alone reads and writes the cache.
 """
 import contextlib
 import copy

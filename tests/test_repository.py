@@ -62,3 +62,14 @@ def test_the_build_points_the_theme_and_the_colab_links_at_it(monkeypatch):
 def test_colab_needs_a_github_repository(url):
     with pytest.raises(ValueError, match="GitHub URL"):
         repository.colab_url(url, "main", "chapters/01_vgg.ipynb")
+
+
+def test_a_learner_notebook_fetches_the_books_runs_of_its_own_commit(monkeypatch):
+    """The install cell points $DEEPRES_BOOK_RUNS at runs/ of the commit it installs, as
+    GitHub serves it raw: a fork that publishes no site has them too."""
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    monkeypatch.setenv("DEEPRES_REPOSITORY_URL", "https://github.com/someone/fork")
+    cell = learner.install_cell(commit).source
+    assert (f'"https://raw.githubusercontent.com/someone/fork/{commit}/runs/"') in cell
+    assert repository.raw_url(commit, "runs/", "file:///srv/repo") == "/srv/repo/runs/"
+    assert "runs" in repository.LIBRARY   # the pinned commit has the runs the notebook loads
