@@ -20,14 +20,18 @@ SMOKE = PROFILES["smoke"]
 MAX_BYTES = 40e6   # the committed runs of one numerics version
 
 
-@pytest.fixture
-def committed(tmp_path, monkeypatch):
-    """Chapter 2's smoke runs trained on one thread into one cache and committed."""
-    monkeypatch.setenv("DEEPRES_THREADS", "1")
-    monkeypatch.setenv(runcache.CACHE_ENV, str(tmp_path / "book-cache"))
-    monkeypatch.setenv(runcache.STORE_ENV, "")
-    runs = chapter_runs(2, SMOKE, CPU)
-    index = book_runs.commit(tmp_path / "book-cache", tmp_path / "runs", SMOKE, CPU, chapters=[2])
+@pytest.fixture(scope="module")
+def committed(tmp_path_factory):
+    """Chapter 2's smoke runs trained on one thread into one cache and committed (once for
+    the tests below: each leaves the folder as it found it)."""
+    tmp_path = tmp_path_factory.mktemp("committed")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setenv("DEEPRES_THREADS", "1")
+        monkeypatch.setenv(runcache.CACHE_ENV, str(tmp_path / "book-cache"))
+        monkeypatch.setenv(runcache.STORE_ENV, "")
+        runs = chapter_runs(2, SMOKE, CPU)
+        index = book_runs.commit(tmp_path / "book-cache", tmp_path / "runs", SMOKE, CPU,
+                                 chapters=[2])
     return runs, index, tmp_path / "runs"
 
 
@@ -41,6 +45,7 @@ def test_make_runs_commits_what_the_build_trained(committed):
 
 def test_the_build_finds_the_committed_runs(committed, tmp_path, monkeypatch):
     runs, index, folder = committed
+    monkeypatch.setenv("DEEPRES_THREADS", "1")   # this machine's keys are the book's
     monkeypatch.setenv(runcache.CACHE_ENV, str(tmp_path / "empty-cache"))
     monkeypatch.setenv(runcache.STORE_ENV, str(folder))
     assert plan([2], SMOKE, CPU) == {}                  # nothing to train
@@ -69,6 +74,7 @@ def test_the_books_runs_are_refused_with_a_reason(committed, tmp_path, monkeypat
     runs, index, folder = committed
     monkeypatch.setenv("DEEPRES_THREADS", "2")
     monkeypatch.setenv(runcache.CACHE_ENV, str(tmp_path / "learner-cache"))
+    monkeypatch.setenv(runcache.STORE_ENV, "")   # (a pip install: no runs/ beside it)
     monkeypatch.delenv(book_runs.SOURCE_ENV, raising=False)
     with pytest.raises(book_runs.BookRunsUnavailable, match="laptop.*BUDGET"):
         book_runs.use(2, SMOKE, CPU, source=str(folder))   # the book's budget is laptop
@@ -133,16 +139,23 @@ def test_a_learner_notebook_with_book_runs_trains_nothing(tmp_path, monkeypatch)
 SAMPLE = (("ResNet-14", 2), ("DenseNet-BC-40", 0), ("ResNeXt-20 (4x32d)", 1))
 
 
+@pytest.fixture(scope="module")
+def books_data():
+    from deepres.experiments import cifar_data
+    return cifar_data(PROFILES[book_runs.BOOK_BUDGET])
+
+
 @pytest.mark.parametrize("name, seed", SAMPLE, ids=[n for n, _ in SAMPLE])
-def test_a_sample_of_the_committed_runs_retrains_bit_for_bit(name, seed, tmp_path, monkeypatch):
+def test_a_sample_of_the_committed_runs_retrains_bit_for_bit(name, seed, books_data, tmp_path,
+                                                             monkeypatch):
     """The committed runs are what this machine trains: the same history and weights, to
     the last bit, on any x86-64 CPU (tests/test_reproducible.py)."""
-    from deepres.experiments import cifar_data, race_budget, race_networks
+    from deepres.experiments import race_budget, race_networks
     from deepres.training import train
     monkeypatch.setenv(runcache.CACHE_ENV, str(tmp_path / "runs"))
     monkeypatch.setenv(runcache.STORE_ENV, "")
     laptop = PROFILES[book_runs.BOOK_BUDGET]
-    data, race = cifar_data(laptop), race_budget(laptop)
+    data, race = books_data, race_budget(laptop)
     run = train(race_networks(laptop, data)[name], data, steps=race.steps,
                 batch_size=race.batch_size, lr=0.1, weight_decay=1e-4,
                 eval_every=race.eval_every, seed=seed, use_cache=False, progress=False,

@@ -13,6 +13,7 @@ cell and the links point at comes from ``_ext/repository.py``.
 """
 import argparse
 import ast
+import functools
 import json
 import re
 import sys
@@ -140,8 +141,10 @@ class Bibliography:
         return "\n".join(lines)
 
 
+@functools.lru_cache(maxsize=None)
 def _plain(text):
-    """BibTeX text to plain text: accents, special letters ({\\L}ukasz) and braces."""
+    """BibTeX text to plain text: accents, special letters ({\\L}ukasz) and braces.
+    (Remembered: pybtex looks its text backend up anew at every call, 7 ms each.)"""
     return Text.from_latex(text).render_as("text")
 
 
