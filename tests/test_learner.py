@@ -427,5 +427,6 @@ def test_a_passing_check_shows_its_report_and_nothing_else(md, book):
               if c.cell_type == "code" and re.search(r"^check\.\w+\(", c.source, re.M)]
     assert checks
     for cell in checks:
-        assert [o.output_type for o in cell.outputs] == ["stream"], cell.source
-        assert "correct" in cell.outputs[0].text
+        # printed text only (the kernel may send it in more than one piece on a busy machine)
+        assert {o.output_type for o in cell.outputs} == {"stream"}, cell.source
+        assert "correct" in "".join(o.text for o in cell.outputs)
