@@ -31,7 +31,7 @@ from .budget import THREADS_ENV  # CPU threads a run trains on (default: torch's
 from .cpu import flush_denormal as flushing, kernels, num_threads
 from .data import batches
 from .runcache import CACHE_ENV, cache_dir, clear_cache, find, load, run_key, save  # noqa: F401
-from .timing import duration, sync, timed  # noqa: F401
+from .timing import duration, timed
 
 TRAIN_EVAL_SIZE = 5000  # training images evaluated (in eval mode) at each evaluation
 CHECKPOINT_SECONDS = 60  # a running run saves its state at least this often
