@@ -22,7 +22,7 @@ book: setup data
 	@echo "The book is in _build/html/index.html"
 
 test: setup data browser
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 setup: $(STAMP) $(VENDOR_STAMP)
 

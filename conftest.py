@@ -68,22 +68,76 @@ def _needs_book(item):
     return "book" in getattr(item, "fixturenames", ())
 
 
+def _in_worker(config):
+    return hasattr(config, "workerinput")   # a pytest-xdist worker (make test runs two)
+
+
+def pytest_configure(config):
+    if _in_worker(config):   # two workers and the book build share the cores: no more threads
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def _group(item):
+    """The tests that must run in one process: those that need the book (one build), the
+    Colab-like runtime's (one environment), the cells of one chapter (one kernel), and
+    those that share a module- or session-wide fixture of ours (computed once)."""
+    if _needs_book(item):
+        return "book"
+    if item.path.name == "test_colab.py":
+        return "colab"
+    if isinstance(item.parent, MystNotebook):
+        return f"nbval-{item.path.stem}"
+    defs = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
+    shared = sorted(name for name, fixturedefs in defs.items()
+                    if fixturedefs[-1].scope in ("module", "session")
+                    and not fixturedefs[-1].func.__module__.startswith(("_pytest", "xdist")))
+    return f"{item.path.stem}-{shared[0]}" if shared else None
+
+
+def _grouping(config):
+    return _in_worker(config) and getattr(config.option, "loadgroup", False)
+
+
+def _join(item, group):
+    """What ``pytest.mark.xdist_group(group)`` does, which pytest-xdist 3.8 cannot do with
+    pytest 9 (it renames ``item._nodeid``; pytest 9 reads ``item._id``): the group's name
+    after an ``@`` in the test's id, which is what --dist loadgroup schedules by."""
+    from _pytest.nodeid import coerce_node_id
+    item._id = coerce_node_id(f"{item.nodeid}@{group}")
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(session, config, items):
-    """The tests that need the built book go last."""
-    items.sort(key=_needs_book)
+    """In one process the tests that need the built book go last, the build running
+    beside the others (pytest_collection_finish). With pytest-xdist (``make test``:
+    ``-n 2 --dist loadgroup``) they go first, as one group: the worker that takes it
+    builds the book while the other runs the rest, the Colab-like runtime first."""
+    if _grouping(config):
+        items.sort(key=lambda item: {"book": 0, "colab": 1}.get(_group(item), 2))
+        for item in items:
+            if _group(item):
+                _join(item, _group(item))
+    else:
+        items.sort(key=_needs_book)
 
 
 def pytest_collection_finish(session):
-    """The book build starts now, beside the tests that do not need it: its kernels compute
-    on one thread (the build sets DEEPRES_THREADS=1), so on two cores the rest of the
-    suite runs meanwhile."""
+    """In one process the book build starts now, beside the tests that do not need it: its
+    kernels compute on one thread (the build sets DEEPRES_THREADS=1), so on two cores the
+    rest of the suite runs meanwhile. (A pytest-xdist worker builds when asked.)"""
     if not os.environ.get("DEEPRES_BUILT_BOOK") and not session.config.option.collectonly \
-            and any(map(_needs_book, session.items)):
+            and not _in_worker(session.config) and any(map(_needs_book, session.items)):
         _BUILD.update(_start_build())
 
 
+BUILD_REPORT = ROOT / "_build" / "reports" / "book-build.txt"   # for the summary
+
+
 def pytest_sessionfinish(session):
+    if _BUILD_LOG:   # (the summary is printed by pytest-xdist's controller, not its worker)
+        BUILD_REPORT.parent.mkdir(parents=True, exist_ok=True)
+        BUILD_REPORT.write_text("".join(
+            (e if isinstance(e, str) else _build_times(e)) + "\n" for e in _BUILD_LOG))
     process = _BUILD.get("process")
     if process is not None and process.poll() is None:   # interrupted: stop the kernels too
         os.killpg(process.pid, signal.SIGKILL)
@@ -174,10 +228,9 @@ def _build_times(path):
 def pytest_terminal_summary(terminalreporter):
     """Print how long the book build took, and the browser test's page report (size and
     load time of every page)."""
-    if _BUILD_LOG:
+    if BUILD_REPORT.exists() and BUILD_REPORT.stat().st_mtime > _STARTED:
         terminalreporter.write_sep("-", "book build")
-        for entry in _BUILD_LOG:
-            terminalreporter.write_line(entry if isinstance(entry, str) else _build_times(entry))
+        terminalreporter.write_line(BUILD_REPORT.read_text().rstrip())
     report = ROOT / "_build" / "reports" / "pages.md"
     if report.exists() and report.stat().st_mtime > _STARTED:
         terminalreporter.write_sep("-", "pages of the book in Chromium (tests/test_browser.py)")
