@@ -30,8 +30,17 @@ _BUILD_LOG = []        # the log of the book build of this session, if there was
 BUILD_TIMEOUT = 5400   # seconds: CI's own limit, so that only CI's limit stops a slow machine
 collect_ignore_glob = ["chapters/*.ipynb", "_build", ".venv"]
 
-BOOK_BUDGET = os.environ.get("DEEPRES_BUDGET")  # for the book build: the user's choice
+# The book build's budget is the user's choice (DEEPRES_BUDGET), else the machine's default.
+# Remembered before the line below sets "smoke", for pytest-xdist's workers too: they
+# start with the environment of the process that imported this file first.
+os.environ.setdefault("DEEPRES_TEST_BOOK_BUDGET", os.environ.get("DEEPRES_BUDGET", ""))
+BOOK_BUDGET = os.environ["DEEPRES_TEST_BOOK_BUDGET"] or None
 os.environ.setdefault("DEEPRES_BUDGET", "smoke")  # for kernels started by the tests
+# Two workers and the book build share the cores: whatever the tests start (kernels,
+# subprocesses) computes on one thread unless a test asks for more, and OpenMP's waiting
+# threads sleep instead of spinning (a spinning thread that shares a busy core slows a
+# run of two threads down 4 to 20 times). Not for the book build, which measures.
+WORKER_ENV = {"OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
 
 
 def _is_chapter(path):
@@ -73,8 +82,9 @@ def _in_worker(config):
 
 
 def pytest_configure(config):
-    if _in_worker(config):   # two workers and the book build share the cores: no more threads
-        os.environ.setdefault("OMP_NUM_THREADS", "1")
+    if _in_worker(config):
+        for name, value in WORKER_ENV.items():
+            os.environ.setdefault(name, value)
 
 
 def _group(item):
@@ -182,7 +192,8 @@ def _timed_out(log):
 
 def _start_build():
     """Start ``jupyter-book build`` into a new folder, in the background."""
-    env = {k: v for k, v in os.environ.items() if k != "DEEPRES_BUDGET"}
+    env = {k: v for k, v in os.environ.items()
+           if k != "DEEPRES_BUDGET" and not (k in WORKER_ENV and v == WORKER_ENV[k])}
     if BOOK_BUDGET:  # the budget the user chose; else the machine's default
         env["DEEPRES_BUDGET"] = BOOK_BUDGET
     out = Path(tempfile.mkdtemp(prefix="deepres-book-"))

@@ -193,6 +193,8 @@ def run_in_colab(python, notebooks, tmp_path, proxy_url, **more_env):
     env = {"PATH": f"{python.parent}:/usr/bin:/bin", "HOME": str(home),
            "DEEPRES_BUDGET": "smoke", "http_proxy": proxy_url, "LANG": "C.UTF-8",
            "MPLBACKEND": "Agg", **more_env}
+    env.update({k: os.environ[k] for k in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY")
+                if k in os.environ})   # one thread on a machine the tests share (conftest)
     runner = " ".join(f"'{a}'" for a in [python, ROOT / "tests" / "colab_runner.py", *notebooks])
     script = f"mount --bind '{empty}' {DEBIAN} && exec {runner}"
     result = subprocess.run(["unshare", "--mount", "sh", "-c", script], capture_output=True,
