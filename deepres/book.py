@@ -1,14 +1,21 @@
-"""Helpers for the book pages: publish a computed number to the text, show a quiz."""
+"""Helpers for the book pages: publish a computed number to the text, show a quiz,
+state a verdict on two networks by the book's one decision rule."""
 import json
+import math
+import os
+import statistics
 from importlib import resources
 
 
 def glue(name, value, fmt=None):
-    """Print ``name = value`` and hand it to the book's text (myst-nb ``glue``), formatted
-    with ``fmt``, so the prose quotes exactly what the page printed. Without myst-nb
-    (e.g. in Colab) it only prints."""
+    """Hand ``value``, formatted with ``fmt``, to the book's text (myst-nb ``glue``), so
+    the prose quotes exactly what the page computed. In a notebook (Colab, Jupyter) it
+    prints ``name = value`` instead, where the learner compares it with the book's value
+    in the text; the book's own pages show it in the prose only."""
+    from .figures import BOOK_ENV
     shown = format(value, fmt) if fmt else str(value)
-    print(f"{name} = {shown}")
+    if os.environ.get(BOOK_ENV) != "1":
+        print(f"{name} = {shown}")
     try:
         from myst_nb import glue as myst_glue
     except ImportError:
@@ -23,18 +30,59 @@ def quiz(chapter):
     display_quiz(json.loads(text), shuffle_answers=False)
 
 
-def separation(a, b, name_a, name_b, what="test error", over="seed"):
-    """A verdict on two networks, against the spread of the seeds: ``a`` and ``b`` are the
-    values of each seed's run (lower is better; ``over`` names what varies, e.g.
-    "direction"). One is ahead only if the ranges do not overlap (every run of one below
-    every run of the other); otherwise the runs do not separate them. Used wherever a
-    page states which network came out ahead, so that no sentence rests on a gap smaller
-    than the seeds' own spread."""
+ODDS = 20   # a verdict needs a chance of at most 1 in 20 between equally good networks
+
+
+def chance_of_separation(n, m):
+    """The chance that every one of ``n`` runs of one network and ``m`` runs of another
+    fall on one side of each other (all of one below all of the other, either way round)
+    when the two networks are equally good: then every order of the ``n + m`` results is
+    equally likely, and 2 of the C(n + m, n) ways to place them separate them."""
+    return 2 / math.comb(n + m, n)
+
+
+def seeds_needed():
+    """The fewest runs a network (the same number for both) for which a complete
+    separation happens at most 1 time in ``ODDS`` between equally good networks."""
+    n = 1
+    while chance_of_separation(n, n) > 1 / ODDS:
+        n += 1
+    return n
+
+
+def verdict(a, b, name_a, name_b, what="test error", over="seed", percent=True):
+    """The book's one decision rule, on two networks' results (one value a run, lower is
+    better; ``over`` names what varies between the runs: "seed", "direction").
+
+    One network is ahead only if every run of it is below every run of the other *and*
+    that would happen at most 1 time in ``ODDS`` between two equally good networks
+    (``chance_of_separation``: with two runs each it happens 1 time in 3). Prints the
+    runs, the gap between the means and the spread of each network's runs (the evidence);
+    returns the verdict as one short sentence for the text."""
+    scale, unit = (100, " points") if percent else (1, "")
+    rows = [(name_a, [scale * v for v in a]), (name_b, [scale * v for v in b])]
+    width = max(len(name) for name, _ in rows)
+    print(f"{what}{' (%)' if percent else ''}, one value a {over}, and their mean:")
+    for name, values in rows:
+        print(f"  {name:<{width}}  " + "  ".join(f"{v:7.3f}" for v in values)
+              + f"   mean {statistics.mean(values):.3f}")
+    gap = abs(statistics.mean(rows[0][1]) - statistics.mean(rows[1][1]))
+    spread = max(max(values) - min(values) for _, values in rows)
+    measured = (f"a gap of {gap:.2f}{unit} between the means, against a spread of up to "
+                f"{spread:.2f}{unit} between one network's {over}s")
+    print(measured)
+    odds = round(1 / chance_of_separation(len(a), len(b)))
     for (low, name_low), (high, name_high) in (((a, name_a), (b, name_b)),
                                                ((b, name_b), (a, name_a))):
         if max(low) < min(high):
-            return (f"{name_low} has the lower {what} with every {over}; even its worst "
-                    f"{over} is below the best {over} of {name_high}: the runs separate "
-                    f"them")
-    return (f"the {over}s' ranges of {what} overlap: these runs do not separate {name_a} "
-            f"and {name_b}")
+            if odds >= ODDS:
+                return (f"{name_low} is ahead: each of its {over}s has a lower {what} than "
+                        f"every {over} of {name_high}, which happens 1 time in {odds} "
+                        f"between equally good networks")
+            return (f"each {over} of {name_low} has a lower {what} than every {over} of "
+                    f"{name_high}, but with {len(a)} and {len(b)} {over}s that happens 1 time "
+                    f"in {odds} between equally good networks: they are not distinguished "
+                    f"by these runs")
+    return f"their {over}s overlap: {name_a} and {name_b} are not distinguished by these runs"
+    return (f"the {over}s overlap ({measured}): {name_a} and {name_b} are not distinguished "
+            f"by these runs")

@@ -54,37 +54,60 @@ def _empty_cache():
 def chapter_keys(chapter, budget, device):
     """This machine's cache keys of the chapter's runs, in the order the chapter asks for
     them. Nothing is trained: every run is asked for in an empty cache, and noted."""
-    with _empty_cache(), training.keys_only() as keys:
+    return [key for key, _ in _noted(chapter, budget, device)]
+
+
+def _noted(chapter, budget, device):
+    """[(key, configuration)] of the chapter's runs, in order (``chapter_keys``)."""
+    with _empty_cache(), training.keys_only() as noted:
         chapter_runs(chapter, budget, device)
-    return keys
+    return noted
+
+
+def _without_weights(source, into):
+    """Copy the run at ``source`` to ``into`` with its history but not its final weights."""
+    import torch
+    stored = torch.load(source, weights_only=True)
+    runcache.save(dict(stored, state_dict=None), into)
 
 
 def commit(cache, store, budget, device, chapters=CHAPTERS):
     """Replace the committed runs in ``store`` by every finished run in ``cache`` (what a
     build with an empty cache trained), and write ``store/index.json``, which lists the
-    runs of ``chapters``. Returns the index."""
+    runs of ``chapters``. Returns the index.
+
+    To keep the repository small, the runs of ``chapters`` keep their final weights only
+    for the budget's first seed: the pages read the trained model of that seed alone (the
+    comparisons over seeds read the histories). Every other run (chapter 8's, the
+    exercises') is kept whole."""
     import torch
     cache, store = Path(cache), Path(store)
     trained = {p.stem: p for p in cache.glob("*.pt") if "." not in p.stem}
-    listed = {}
+    listed, weightless = {}, set()
     for chapter in chapters:
-        keys = chapter_keys(chapter, budget, device)
+        noted = _noted(chapter, budget, device)
+        keys = [key for key, _ in noted]
+        weightless |= {key for key, config in noted if config["seed"] != budget.seeds[0]}
         missing = [k for k in keys if k not in trained]
         if missing:
             raise BookRunsUnavailable(f"chapter {chapter}: {len(missing)} of its {len(keys)} "
                                       f"runs are not in {cache}: build the book into it first")
-        listed[chapter] = dict(keys=keys, bytes=sum(trained[k].stat().st_size for k in keys),
-                                 train_seconds=sum(torch.load(trained[k], weights_only=True)
-                                                   ["seconds"] for k in keys))
+        listed[chapter] = dict(keys=keys, train_seconds=sum(
+            torch.load(trained[k], weights_only=True)["seconds"] for k in keys))
     store.mkdir(parents=True, exist_ok=True)
     for old in store.glob("*.pt"):
         if old.stem not in trained:
             old.unlink()
     for key, path in trained.items():
-        shutil.copyfile(path, store / f"{key}.pt")
+        if key in weightless:
+            _without_weights(path, store / f"{key}.pt")
+        else:
+            shutil.copyfile(path, store / f"{key}.pt")
+    for entry in listed.values():   # what a learner downloads: the committed files
+        entry["bytes"] = sum((store / f"{key}.pt").stat().st_size for key in entry["keys"])
     index = dict(numerics=runcache.NUMERICS_VERSION, torch=torch.__version__,
                  budget=budget.name, runs=len(trained),
-                 bytes=sum(p.stat().st_size for p in trained.values()),
+                 bytes=sum((store / f"{key}.pt").stat().st_size for key in trained),
                  chapters={str(c): v for c, v in listed.items()})
     (store / INDEX).write_text(json.dumps(index, indent=1, sort_keys=True) + "\n")
     return index

@@ -38,26 +38,26 @@ class Budget:
     vgg_widths: tuple       # stage widths of chapter 1's small VGG-style networks
     resnet_widths: tuple    # stage widths of the CIFAR-style networks (paper: 16, 32, 64)
     resnet_image_size: int  # their input size (0 = the dataset's own)
-    race_steps: int         # SGD iterations of each of the 21 runs of chapter 7's race
+    race_steps: int         # SGD iterations of each run of chapter 7's race
 
 
 PROFILES = {
     "smoke": Budget("smoke", "fashion-mnist", train_size=1024, test_size=512, steps=20,
                     eval_every=10, batch_size=64, seeds=(0, 1), vgg_widths=(8, 16, 32),
                     resnet_widths=(4, 8, 16), resnet_image_size=14, race_steps=20),
-    # laptop: 750 steps (1.6 epochs), and 200 for each of the race's 21 runs, so that
-    # every run of the book trains in well under an hour on 2 cores (`make runs`)
+    # laptop: 750 steps (1.6 epochs), and 200 for each run of the race. Four seeds, the
+    # fewest with which the book's decision rule can call a network ahead (deepres.book)
     "laptop": Budget("laptop", "fashion-mnist", train_size=0, test_size=0, steps=750,
-                     eval_every=250, batch_size=128, seeds=(0, 1), vgg_widths=(16, 32, 64),
+                     eval_every=250, batch_size=128, seeds=(0, 1, 2, 3), vgg_widths=(16, 32, 64),
                      resnet_widths=(8, 16, 32), resnet_image_size=14, race_steps=200),
-    # gpu: race_steps 2,000 (5 epochs) so that chapter 7 (26 runs) takes about 15 minutes on
-    # a T4 by tools/gpu_estimate.py (25 minutes with the race at 5,000 steps)
+    # gpu: race_steps 2,000 (5 epochs), so that chapter 7 fits a Colab session on a T4
+    # (tools/gpu_estimate.py prints each chapter's estimate)
     "gpu": Budget("gpu", "cifar10", train_size=0, test_size=0, steps=5000,
-                  eval_every=1000, batch_size=128, seeds=(0, 1),
+                  eval_every=1000, batch_size=128, seeds=(0, 1, 2, 3),
                   vgg_widths=(64, 128, 256), resnet_widths=(16, 32, 64),
                   resnet_image_size=0, race_steps=2000),
     "paper": Budget("paper", "cifar10", train_size=0, test_size=0, steps=64000,
-                    eval_every=2000, batch_size=128, seeds=(0, 1, 2),
+                    eval_every=2000, batch_size=128, seeds=(0, 1, 2, 3),
                     vgg_widths=(64, 128, 256), resnet_widths=(16, 32, 64),
                     resnet_image_size=0, race_steps=64000),
 }

@@ -265,8 +265,9 @@ def resnext_forms(block):
         ax.set_aspect("equal")
         ax.axis("off")
     fig.suptitle(f"One ResNeXt block ({c}x{d}d), three equivalent forms (a k x k conv "
-                 f"to n channels is written \"k x k, n\"); every conv is followed by BN "
-                 f"and ReLU, the last ReLU comes after the addition", fontsize=9)
+                 f"to n channels is written \"k x k, n\").\nEvery conv is followed by BN, "
+                 f"and by a ReLU except the last 1x1, whose ReLU comes after the addition",
+                 fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -283,15 +284,19 @@ def dense_block(block, transition):
     for i, x in enumerate(xs):   # the feature maps x0 (the input) .. xn
         channels = c0 if i == 0 else k
         _box(ax, x, 0, f"x{i}\n{channels} ch", w=0.8, h=0.8, color="#ffffcc")
-        if i:   # layer i reads x0..x(i-1), concatenated
-            _box(ax, x - 0.95, -1.6, f"H{i}: BN, ReLU,\n1x1 conv, {layers[i - 1].conv1.out_channels}"
-                 f"\nBN, ReLU,\n3x3 conv, {k}", w=1.5, h=1.1, color=COLORS["conv"])
+        if i:   # layer i reads x0..x(i-1), joined in one concatenation node "C"
+            node = (x - 0.95, -0.9)
+            _plus(ax, *node, sign="C")
             for j in range(i):
-                ax.add_patch(FancyArrowPatch((xs[j], -0.4), (x - 0.95, -1.05),
+                ax.add_patch(FancyArrowPatch((xs[j], -0.4), (node[0], node[1] + 0.17),
                                              arrowstyle="-|>", mutation_scale=8,
                                              color="#6baed6", lw=0.8,
                                              connectionstyle="arc3,rad=0.15"))
-            _arrow(ax, (x - 0.6, -1.05), (x, -0.4))
+            _box(ax, node[0], -2.0, f"H{i}: BN, ReLU,\n1x1 conv, "
+                 f"{layers[i - 1].conv1.out_channels}\nBN, ReLU,\n3x3 conv, {k}",
+                 w=1.5, h=1.1, color=COLORS["conv"])
+            _arrow(ax, (node[0], node[1] - 0.17), (node[0], -1.45))
+            _arrow(ax, (x - 0.6, -1.45), (x, -0.4))
     end = xs[-1] + 2.3
     total = c0 + n * k
     for x in xs:
@@ -300,15 +305,15 @@ def dense_block(block, transition):
                                      connectionstyle="arc3,rad=-0.15"))
     _box(ax, end, 0, f"concatenate\n{c0} + {n} x {k}\n= {total} ch", w=1.6, h=0.9,
          color="white")
-    _box(ax, end, -1.6, "transition:\n" + ",\n".join(label(m) for m in transition),
+    _box(ax, end, -2.0, "transition:\n" + ",\n".join(label(m) for m in transition),
          w=1.8, h=1.3, color=COLORS["pool"])
-    _arrow(ax, (end, -0.45), (end, -0.95))
+    _arrow(ax, (end, -0.45), (end, -1.35))
     ax.set_xlim(-0.8, end + 1.1)
-    ax.set_ylim(-2.5, 1.0)
+    ax.set_ylim(-2.9, 1.0)
     ax.set_aspect("equal")
     ax.axis("off")
-    ax.set_title(f"A dense block of {n} layers (growth rate k = {k}), then a transition",
-                 fontsize=9)
+    ax.set_title(f"A dense block of {n} layers (growth rate k = {k}), then a transition; "
+                 f"C: the feature maps concatenated along their channels", fontsize=9)
     fig.tight_layout()
     return fig
 

@@ -63,3 +63,26 @@ def random_lesions(model, ks, x, y, draws=5, seed=0, device="cpu"):
     return {k: [evaluate(delete_blocks(model, rng.sample(blocks, k)), x, y, device)[1]
                 for _ in range(draws if k else 1)]
             for k in ks}
+
+
+@torch.no_grad()
+def branch_ratios(model, x, device="cpu"):
+    """{block index: ||F(x)|| / ||x||} for every deletable residual block of ``model``
+    (one whose branch ends in ``last_bn()``): the size of what the block adds against
+    the size of its input, over the images ``x``, in evaluation mode. Deleting a block
+    removes F(x): where that is about as large as x, the block is no small correction."""
+    device = torch.device(device)
+    model = copy.deepcopy(model).to(device).eval()
+    seen, hooks = {}, []
+    for i in deletable_blocks(model):
+        block = model.blocks[i]
+        if not hasattr(block, "last_bn"):
+            continue
+        hooks.append(block.register_forward_pre_hook(
+            lambda module, inputs, i=i: seen.__setitem__((i, "x"), inputs[0].norm())))
+        hooks.append(block.last_bn().register_forward_hook(
+            lambda module, inputs, output, i=i: seen.__setitem__((i, "F"), output.norm())))
+    model(x.to(device))
+    for hook in hooks:
+        hook.remove()
+    return {i: (seen[i, "F"] / seen[i, "x"]).item() for i, part in seen if part == "x"}

@@ -103,6 +103,26 @@ def output_stds(model, x, modules=None):
     return [stds[m] for m in modules]
 
 
+def saved_bytes(model, x):
+    """Bytes of the tensors that a forward pass of ``model`` on ``x`` keeps for the
+    backward pass (autograd's saved tensors, each storage counted once, the parameters
+    not counted): what training holds in memory between the two passes, whatever the
+    allocator does."""
+    storages = {}
+    weights = {p.untyped_storage().data_ptr() for p in model.parameters()}
+
+    def keep(tensor):
+        storage = tensor.untyped_storage()
+        if storage.data_ptr() not in weights:
+            storages[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    model.train()
+    with torch.autograd.graph.saved_tensors_hooks(keep, lambda tensor: tensor):
+        model(x)
+    return sum(storages.values())
+
+
 def train_step_memory(model_code, input_shape, repeats=3, device="cpu"):
     """Peak memory and time of forward + backward passes on ``device``, measured in a
     fresh Python process. On the CPU: the process's resident memory (tracemalloc does not

@@ -118,7 +118,7 @@ def _plan(chapters, budget, device):
     """(the runs not in the cache: {cache key: estimated seconds}, how many runs in all)."""
     todo, total = {}, 0
 
-    def note(key, estimate):
+    def note(key, estimate, config):
         if key not in todo:          # chapters share runs: each is planned once
             todo[key] = estimate()
         return False
@@ -136,8 +136,9 @@ def _plan(chapters, budget, device):
 def preview(chapter, budget, device, book_runs=False):
     """Say, before a chapter trains anything, what it will train and about how long that
     takes here: the sum of the estimates (from a few timed steps) of its runs that are not
-    in the run cache. Returns those seconds. With ``book_runs``, the book's own runs are
-    put in the run cache first (``deepres.book_runs.use``): nothing is left to train."""
+    in the run cache (it prints; it returns nothing, so that a notebook cell shows only
+    the text). With ``book_runs``, the book's own runs are put in the run cache first
+    (``deepres.book_runs.use``): nothing is left to train."""
     if book_runs:
         from .book_runs import use
         added = use(chapter, budget, device)
@@ -155,7 +156,6 @@ def preview(chapter, budget, device, book_runs=False):
               f"No time for that? Set BOOK_RUNS = True in this cell: the chapter then loads "
               f"the book's own runs ({BOOK_BUDGET} budget) instead of training them.",
               flush=True)
-    return sum(todo.values())
 
 
 def unit_seconds(repeats=9):
@@ -274,7 +274,7 @@ def main(argv=None):
             torch.set_num_threads(1)
         with open(args.worker) as f:
             mine = set(json.load(f))
-        training.claim = lambda key, estimate: key in mine
+        training.claim = lambda key, estimate, config: key in mine
         for chapter in args.chapter:
             chapter_runs(chapter, budget, device)
         return {}

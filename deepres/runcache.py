@@ -24,6 +24,7 @@ NUMERICS_VERSION = 1
 
 CACHE_ENV = "DEEPRES_CACHE"
 STORE_ENV = "DEEPRES_STORE"   # the committed runs (default: runs/ of this clone); "" for none
+REPOSITORY_RUNS = Path(__file__).resolve().parents[1] / "runs"   # runs/ of a clone
 
 
 def cache_dir():
@@ -40,7 +41,7 @@ def store_dir():
     clone; ``$DEEPRES_STORE`` if set), or None where there is none (a pip install)."""
     folder = os.environ.get(STORE_ENV)
     if folder is None:
-        folder = Path(__file__).resolve().parents[1] / "runs"
+        folder = REPOSITORY_RUNS
     return Path(folder) if folder and Path(folder).is_dir() else None
 
 

@@ -36,9 +36,10 @@ from .timing import duration, timed
 TRAIN_EVAL_SIZE = 5000  # training images evaluated (in eval mode) at each evaluation
 CHECKPOINT_SECONDS = 60  # a running run saves its state at least this often
 
-# Set by ``deepres.run`` to share runs out between processes: ``claim(key, estimate)``
+# Set by ``deepres.run`` to share runs out between processes: ``claim(key, estimate, config)``
 # is asked about each run that is not in the cache (``key``: its cache key; ``estimate()``
-# gives its estimated seconds) and says whether this process trains it. ``train``
+# gives its estimated seconds; ``config``: what the key holds) and says whether this
+# process trains it. ``train``
 # returns None for a run it does not claim. None: every run is trained.
 claim = None
 
@@ -57,7 +58,7 @@ class Run:
     what the progress bar shows, not a fair comparison with the test error.
     """
     name: str
-    model: torch.nn.Module
+    model: torch.nn.Module  # None for a book's run kept without weights (deepres.book_runs)
     history: dict
     seconds: float          # wall time of the training itself (of the original run if cached)
     device: str
@@ -159,13 +160,18 @@ def learning_rate(step, steps, lr, warmup=0):
 
 @contextlib.contextmanager
 def keys_only():
-    """Inside the block, ``train`` trains nothing: it notes the key of each run that is not
-    stored in the list this yields, and returns None for it."""
+    """Inside the block, ``train`` trains nothing: it notes each run that is not stored, as
+    (key, configuration), in the list this yields, and returns None for it."""
     global claim
-    keys = []
-    claim = lambda key, estimate: keys.append(key)   # noqa: E731  (None: declined)
+    noted = []
+
+    def note(key, estimate, config):
+        noted.append((key, config))
+        return False   # declined: not trained
+
+    claim = note
     try:
-        yield keys
+        yield noted
     finally:
         claim = None
 
@@ -215,8 +221,12 @@ def _train(make_model, data, config, *, device, name, use_cache, progress):
     key = run_key(config, model)
     stored = _from_process_0(rank, world, lambda: find(key, name) if use_cache else None)
     if stored is not None:
-        model.load_state_dict(stored["state_dict"])
-        run = Run(name, model.to(device), stored["history"], stored["seconds"],
+        if stored["state_dict"] is None:   # a book's run kept without its weights
+            model = None
+        else:
+            model.load_state_dict(stored["state_dict"])
+            model = model.to(device)
+        run = Run(name, model, stored["history"], stored["seconds"],
                   stored["device"], cached=True, config=config,
                   estimate=stored.get("estimate", float("nan")),
                   eval_seconds=stored.get("eval_seconds", 0.0), key=key)
@@ -225,7 +235,7 @@ def _train(make_model, data, config, *, device, name, use_cache, progress):
         return run
     if claim is not None and not claim(key, lambda: estimate_seconds(
             model, data, steps=config["steps"], batch_size=config["batch_size"],
-            eval_every=config["eval_every"], device=device)):
+            eval_every=config["eval_every"], device=device), config):
         return None
     return _fit(model, data, config, key, device=device, name=name, use_cache=use_cache,
                 progress=progress)

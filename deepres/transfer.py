@@ -57,7 +57,7 @@ def load_pretrained(name, weights="DEFAULT", download=False):
     reason = None
     if not os.path.isfile(path) and not download:
         reason = (f"they are not in {os.path.dirname(path)} and downloading is off "
-                  f"(on a GPU budget, or with download=True, they are downloaded)")
+                  f"(in Colab, on a GPU budget, or with download=True, they are downloaded)")
     else:
         try:
             state = chosen.get_state_dict(progress=False, check_hash=True)

@@ -76,6 +76,8 @@ def unsolved_then_solved(notebook, md_path):
     for cell in notebook.cells:
         if cell.cell_type == "code" and "check." in cell.source and pending:
             unsolved = copy.deepcopy(cell)
+            if "id" in cell:   # cell ids are unique in a notebook
+                unsolved["id"] = f"{cell['id']}-unsolved"
             unsolved.metadata[EXPECT] = "not done yet"
             cells += [unsolved, nbformat.v4.new_code_cell(next(solutions))]
             pending = False

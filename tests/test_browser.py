@@ -36,11 +36,11 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  "--disable-sync"]
 TEX = re.compile(r"\\\(|\\\[|\$\$|\\frac|\\mathcal|\\partial|\\left|\\cdot|\\sum|\\sqrt")
 # a word from each chapter that the search must find on that chapter's page
-SEARCH_WORDS = {"intro": "budgets", "01_vgg": "receptive", "02_degradation": "degradation",
+SEARCH_WORDS = {"intro": "reproduce", "01_vgg": "receptive", "02_degradation": "degradation",
                 "03_residual": "shortcut", "04_bottleneck": "bottleneck",
                 "05_resnext": "cardinality", "06_densenet": "concatenate",
                 "07_why": "lesion", "08_practice": "backbones",
-                "performance": "throughput"}
+                "running": "checkpoint", "performance": "throughput"}
 
 
 def chromium():

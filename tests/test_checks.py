@@ -358,8 +358,27 @@ class LastOnly(DenseBlock):  # concatenates only the input and the last layer's 
         return torch.cat([x, features[-1]], 1)
 
 
+def _dense_layer(c_in, k):   # the chapter's helper
+    return nn.Sequential(nn.BatchNorm2d(c_in), nn.ReLU(), nn.Conv2d(c_in, 4 * k, 1, bias=False),
+                         nn.BatchNorm2d(4 * k), nn.ReLU(),
+                         nn.Conv2d(4 * k, k, 3, padding=1, bias=False))
+
+
+class OwnDenseBlock(nn.Module):   # the chapter's solution (the library's is refused)
+    def __init__(self, n_layers, c_in, k):
+        super().__init__()
+        self.layers = nn.ModuleList(_dense_layer(c_in + i * k, k) for i in range(n_layers))
+
+    def forward(self, x):
+        features = [x]
+        for layer in self.layers:
+            features.append(layer(torch.cat(features, 1)))
+        return torch.cat(features, 1)
+
+
 def test_dense_block_accepts_the_answer():
-    densenet.dense_block(DenseBlock)
+    densenet.dense_block(OwnDenseBlock)
+    rejects(densenet.dense_block, DenseBlock, "`DenseBlock`", "write it yourself")
 
 
 @pytest.mark.parametrize("wrong, message", [
@@ -390,12 +409,11 @@ import copy  # noqa: E402
 import torch  # noqa: E402
 
 from deepres.checks import practice, why  # noqa: E402
-from deepres.lesion import path_length_counts  # noqa: E402
 from deepres.transfer import count_trainable, new_head  # noqa: E402
 
 
 def test_path_counts_accepts_the_answer():
-    why.path_counts(path_length_counts)
+    why.path_counts(lambda n: [math.comb(n, k) for k in range(n + 1)])   # the chapter's
 
 
 @pytest.mark.parametrize("wrong, message", [
@@ -1083,6 +1101,13 @@ def test_the_librarys_own_code_is_turned_away_as_an_answer():
     rejects(why.random_direction, filter_normalized_direction, "`filter_normalized_direction`")
     rejects(residual.option_a, lambda x, c_out, stride: PadShortcut(x.shape[1], c_out, stride)(x),
             "`PadShortcut`")
+    from deepres.checks import vgg
+    from deepres.lesion import path_length_counts
+    from deepres.models.vgg import make_features
+    rejects(why.path_counts, path_length_counts, "`path_length_counts`")
+    rejects(why.path_counts, lambda n: list(path_length_counts(n)), "`path_length_counts`")
+    rejects(vgg.make_features, make_features, "`make_features`")
+    rejects(vgg.make_features, lambda config, c: make_features(config, c), "`make_features`")
 
 
 

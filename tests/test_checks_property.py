@@ -239,6 +239,18 @@ def _counts_buffers(model):
             sum(p.numel() for p in params if p.requires_grad))
 
 
+def _dense_block(first):
+    """A dense block that returns its features from ``first`` on: 1 leaves out the
+    block's input, -1 keeps only the last layer's output."""
+    class Block(DenseBlock):
+        def forward(self, x):
+            features = [x]
+            for layer in self.values():
+                features.append(layer(features))
+            return torch.cat(features[first:], 1)
+    return Block
+
+
 def _mistakes():
     import copy
 
@@ -266,6 +278,8 @@ def _mistakes():
         "grouped_conv calls an imported conv2d with groups": (resnext.grouped_conv,
                                                               _with_groups(conv2d)),
         "transition_layer pools with ceil_mode": (densenet.transition_layer, _CeilTransition),
+        "dense_block leaves out its input": (densenet.dense_block, _dense_block(1)),
+        "dense_block returns the last layer's output": (densenet.dense_block, _dense_block(-1)),
         "random_direction ignores the generator": (why.random_direction,
             _direction(lambda p, g: torch.randn_like(p))),
         "random_direction uses the global seed": (why.random_direction,

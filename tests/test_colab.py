@@ -312,9 +312,10 @@ def test_a_runtime_with_another_version_gets_the_notebooks_own(colab_python, pub
                    "nb = nbformat.read(sys.argv[1], as_version=4); "
                    "NotebookClient(nb, kernel_name='python3').execute(); "
                    "print(''.join(o.get('text', '') for c in nb.cells if c.cell_type == 'code' "
-                   "for o in c.outputs))")
+                   "for o in c.outputs), [o.output_type for o in nb.cells[0].outputs])")
     shown = _run(colab_python, "-c", client_code, path, env=env, cwd=tmp_path).stdout
     assert f"at commit {published.commit[:10]}" in shown
+    assert shown.rstrip().endswith("['stream']")     # it prints its message; it echoes nothing
     assert f"{published.commit} False" in shown      # the notebook's version, imported
     _run(colab_python, "-m", "pip", "uninstall", "--yes", "--quiet", "deepres")
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from deepres.book import glue, separation
+from deepres.book import ODDS, chance_of_separation, glue, seeds_needed, verdict
 from deepres.plots import cost_shares, training_curves
 from helpers import synthetic_data
 
@@ -15,6 +15,8 @@ QUIZZES = sorted(p.stem for p in resources.files("deepres").joinpath("quizzes").
 
 
 def test_glue_publishes_exactly_what_it_prints(monkeypatch, capsys):
+    from deepres.figures import BOOK_ENV
+    monkeypatch.delenv(BOOK_ENV, raising=False)
     glued = {}
     import myst_nb
     monkeypatch.setattr(myst_nb, "glue", lambda name, value, display: glued.update({name: value}))
@@ -23,6 +25,17 @@ def test_glue_publishes_exactly_what_it_prints(monkeypatch, capsys):
     glue("n", 2)
     assert capsys.readouterr().out.splitlines() == ["gap = 21.2", "count = 269,722", "n = 2"]
     assert glued == {"gap": "21.2", "count": "269,722", "n": "2"}
+
+
+def test_the_books_pages_show_a_glued_value_in_the_prose_only(monkeypatch, capsys):
+    import myst_nb
+    from deepres.figures import BOOK_ENV
+    glued = {}
+    monkeypatch.setattr(myst_nb, "glue", lambda name, value, display: glued.update({name: value}))
+    monkeypatch.setenv(BOOK_ENV, "1")
+    glue("gap", 21.2345, ".1f")
+    assert capsys.readouterr().out == ""
+    assert glued == {"gap": "21.2"}
 
 
 def test_every_quiz_a_chapter_shows_exists():
@@ -72,12 +85,39 @@ def test_no_question_is_asked_twice():
     assert len(asked) == len(set(asked))
 
 
-@pytest.mark.parametrize("a, b, verdict", [
-    ([0.10, 0.11], [0.12, 0.13], "A has the lower test error with every seed"),
-    ([0.14, 0.15], [0.12, 0.13], "B has the lower test error with every seed"),
-    ([0.10, 0.13], [0.12, 0.14], "do not separate A and B"),     # overlap
-    ([0.10, 0.12], [0.12, 0.13], "do not separate A and B"),     # touching is not apart
-    ([0.10, 0.14], [0.11, 0.12], "do not separate A and B"),     # lower mean, inside
+FOUR = [0.100, 0.101, 0.102, 0.103]
+
+
+@pytest.mark.parametrize("a, b, said", [
+    (FOUR, [0.12, 0.13, 0.12, 0.13], "A is ahead"),
+    ([0.14, 0.15, 0.14, 0.15], FOUR, "B is ahead"),
+    ([0.10, 0.11], [0.12, 0.13], "1 time in 3 between equally good networks: they "
+                                 "are not distinguished"),                         # 2 seeds
+    ([0.10, 0.11, 0.10], [0.12, 0.13, 0.12], "1 time in 10"),                     # 3 seeds
+    (FOUR, [0.09, 0.12, 0.13, 0.14], "A and B are not distinguished"),            # overlap
+    (FOUR, [0.103, 0.12, 0.13, 0.14], "A and B are not distinguished"),           # touching
+    ([0.10, 0.10, 0.10, 0.20], [0.11] * 4, "A and B are not distinguished"),     # lower mean, inside
 ])
-def test_a_verdict_needs_the_seeds_ranges_apart(a, b, verdict):
-    assert verdict in separation(a, b, "A", "B")
+def test_a_verdict_needs_every_seed_apart_and_enough_seeds(a, b, said, capsys):
+    text = verdict(a, b, "A", "B")
+    assert said in text
+    assert "tie" not in text.split()
+    shown = capsys.readouterr().out   # the runs are shown, one value a seed
+    assert shown.count("\n") == 4 and "  A  " in shown and "mean" in shown
+
+
+def test_the_chance_of_separation_is_the_count_of_orderings():
+    import itertools
+    import random
+    assert chance_of_separation(2, 2) == 1 / 3 and chance_of_separation(3, 3) == 1 / 10
+    assert seeds_needed() == 4 and chance_of_separation(4, 4) <= 1 / ODDS < chance_of_separation(3, 3)
+    # every ordering of 2 + 3 equally good runs: the share in which one side is all below
+    runs = list(itertools.permutations("aabbb"))
+    apart = sum(order[:2] in (("a", "a"),) or order[:3] == ("b",) * 3 for order in runs)
+    assert apart / len(runs) == pytest.approx(chance_of_separation(2, 3))
+    # and by sampling: equally good networks, normal noise
+    rng = random.Random(0)
+    hits = sum(max(a) < min(b) or max(b) < min(a) for a, b in
+               (([rng.gauss(0, 1) for _ in range(4)], [rng.gauss(0, 1) for _ in range(4)])
+                for _ in range(20000)))
+    assert hits / 20000 == pytest.approx(1 / 35, rel=0.15)

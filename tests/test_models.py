@@ -260,3 +260,20 @@ def test_step_seconds_times_each_model():
     models = [nn.Linear(4, 2), nn.Sequential(nn.Linear(4, 64), nn.Linear(64, 2))]
     times = step_seconds(models, torch.randn(8, 4), repeats=3)
     assert len(times) == 2 and all(t > 0 for t in times)
+
+
+def test_saved_bytes_counts_what_the_backward_pass_keeps():
+    """A ReLU network of one Linear layer keeps the Linear's input (x, 4 x 8 floats) and
+    the ReLU's output (4 x 3 floats); its weights are not counted. A dense block keeps
+    quadratically more the more layers it has, and checkpointing keeps less."""
+    from deepres.measure import saved_bytes
+    model = nn.Sequential(nn.Linear(8, 3), nn.ReLU())
+    assert saved_bytes(model, torch.randn(4, 8)) == 4 * (4 * 8 + 4 * 3)
+    x = torch.randn(2, 3, 16, 16)
+    kept = {depth: saved_bytes(densenet_bc_cifar(depth, growth_rate=12), x)
+            for depth in (40, 70, 100)}
+    layers = {40: 6, 70: 11, 100: 16}
+    assert kept[100] / kept[40] > 1.2 * layers[100] / layers[40]   # more than linear
+    assert (saved_bytes(densenet_bc_cifar(40, growth_rate=12, memory_efficient=True), x)
+            < saved_bytes(densenet_bc_cifar(40, growth_rate=12, memory_efficient="bottleneck"), x)
+            < kept[40])

@@ -105,3 +105,25 @@ def test_the_race_is_matched_within_5_percent(budget, channels):
     worst = max(abs(n / target - 1) for n in counts.values())
     print(f"{budget}: largest deviation from ResNet-14's parameters {worst:.1%}")
     assert worst <= 0.05, counts
+
+
+def test_branch_ratios_measure_what_a_block_adds_against_its_input():
+    from deepres.lesion import branch_ratios
+    torch.manual_seed(0)
+    model = resnet_cifar(20, widths=(4, 8, 16), in_channels=1).eval()
+    x = torch.randn(8, 1, 14, 14)
+    ratios = branch_ratios(model, x)
+    assert sorted(ratios) == deletable_blocks(model)
+    block = model.blocks[1]
+    inputs = {}
+    hook = block.register_forward_pre_hook(lambda m, i: inputs.setdefault("x", i[0]))
+    with torch.no_grad():
+        model(x)
+        hook.remove()
+        branch = block.bn2(block.conv2(torch.relu(block.bn1(block.conv1(inputs["x"])))))
+    assert ratios[1] == pytest.approx((branch.norm() / inputs["x"].norm()).item(), rel=1e-5)
+    nn.init.zeros_(block.last_bn().weight)
+    nn.init.zeros_(block.last_bn().bias)
+    model.train()
+    assert branch_ratios(model, x)[1] == 0    # a silenced branch adds nothing
+    assert model.training                      # measured on a copy in evaluation mode

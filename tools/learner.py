@@ -286,7 +286,8 @@ if found not in (COMMIT, "local"):
 
 # Where a chapter finds the book's own runs when its first cell says BOOK_RUNS = True.
 import os
-os.environ.setdefault("{source_env}", "{book_runs}")'''
+if "{source_env}" not in os.environ:
+    os.environ["{source_env}"] = "{book_runs}"'''
 
 
 def install_cell(commit=None):
@@ -333,25 +334,20 @@ def intro_cell(md_path, values):
         f"write your code where it says `YOUR CODE HERE`, then run the check cell below "
         f"it.*\n\n"
         f"**\"Run all\" stops at the first exercise you have not solved.** That is by "
-        f"design: the exercise's check cell stops with a message that says what is missing "
-        f"(\"not done yet\" at first), and nothing after an error runs. Write your answer, "
-        f"run its cell and the check again, then run the rest: select the cell after the "
-        f"check and use *Runtime > Run cell and below* in Colab (*Run > Run Selected Cell "
-        f"and All Below* in Jupyter). To read on without solving it, do the same: no later "
-        f"cell needs your answer.\n\n"
+        f"design: its check cell says what is missing, and nothing after an error runs. "
+        f"Write your answer, run its cell and the check again, then select the cell after "
+        f"the check and use *Runtime > Run cell and below* in Colab (*Run > Run Selected "
+        f"Cell and All Below* in Jupyter); to read on without solving it, do the same.\n\n"
+        f"<details><summary><b>Running this chapter</b> (how long it takes, "
+        f"<code>BOOK_RUNS</code>, budgets, keeping your runs)</summary>\n\n"
         f"{timing}\n\n"
         f"*Numbers marked † are the ones the book's build computed (the `{budget}` budget, "
-        f"on a CPU). Your run prints its own in the cells above them.*\n\n"
-        f"*The first code cell also picks the compute budget: set `BUDGET` there "
-        f"(`\"smoke\"`, `\"laptop\"`, `\"gpu\"` or `\"paper\"`). Training runs are cached in "
-        f"`~/.cache/deepres`, which Colab forgets when the runtime ends. To keep them, mount "
-        f"Google Drive and point the cache there before that cell:* "
-        f"`from google.colab import drive; drive.mount(\"/content/drive\")`, then "
-        f"`%env DEEPRES_CACHE=/content/drive/MyDrive/deepres-cache`. *A long run that is "
-        f"interrupted then resumes from its last checkpoint. Cached runs are keyed by "
-        f"everything that decides their numbers, the torch version and the library's source "
-        f"among them: after a Colab update of torch, or with the notebooks of a new release "
-        f"of the course, they are trained again.*")
+        f"on a CPU). Your run prints its own in the cells above them.* The first code "
+        f"cell also picks the compute budget (`BUDGET`). Training runs are cached in "
+        f"`~/.cache/deepres`, which Colab forgets when the runtime ends; to keep them, run "
+        f"`from google.colab import drive; drive.mount(\"/content/drive\")` and "
+        f"`%env DEEPRES_CACHE=/content/drive/MyDrive/deepres-cache` before that cell. "
+        f"More: {book_url()}chapters/running.html\n\n</details>")
 
 
 def first_exercise(md_path):

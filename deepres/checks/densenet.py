@@ -50,6 +50,7 @@ def dense_block(cls, seed=None):
                             [torch.randn(2, c_in, 6, 6)], what=what)
 
     return run_checks("Exercise: a dense block", body, answer=cls, kind="class", seed=seed,
+                      library=(DenseBlock,),
                       hint="how many channels does layer i receive? Keep every output: the "
                            "block's result is all of them, side by side.")
 

@@ -76,7 +76,7 @@ def make_features(fn, seed=None):
                                                     f"followed by a ReLU")
 
     return run_checks("Exercise: VGG from a table", body, answer=fn, kind="function",
-                      seed=seed,
+                      seed=seed, library=(reference_features,),
                       hint="walk through the table once, remembering how many channels the "
                            "last layer produced: that is the next convolution's input.")
 

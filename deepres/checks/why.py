@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from ..landscape import filter_normalized_direction
-from ..lesion import deletable_blocks, delete_blocks, keeps_shape
+from ..lesion import deletable_blocks, delete_blocks, keeps_shape, path_length_counts
 from ..models.cifar import plain, resnet_cifar
 from .core import CRASHED, hint, no_modules, run_checks  # noqa: F401
 
@@ -59,6 +59,7 @@ def path_counts(fn, seed=None):
                            f"{want[:6]}{'...' if n > 5 else ''}")
 
     return run_checks(exercise, body, answer=fn, kind="function", seed=seed,
+                      library=(path_length_counts,),
                       hint="a path chooses, at each block, the branch or the shortcut. In "
                            "how many ways can it choose k branches out of n?")
 
