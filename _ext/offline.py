@@ -16,7 +16,9 @@ in tests/test_browser.py):
   button's icons carry titles its label leaves out: they become decorative;
 - jupyterquiz's box for a typed answer gets its label ("Type numeric answer here:"),
   which it draws but does not tie to the box;
-- the figures' captions keep their contrast in dark mode.
+- the figures' captions keep their contrast in dark mode;
+- a folded cell's toggle ("Running this chapter") is named by what it shows, not by
+  myst-nb's "Toggle hidden content".
 """
 import os
 import re
@@ -44,6 +46,9 @@ SEARCH_LABEL = re.compile(r'(<button class="[^"]*search-button-field[^"]*"[^>]*?
 # the theme's colour-mode button, labelled "Color mode", shows an icon titled "Light",
 # "Dark" or "System Settings": the icons become decorative, the label names the button
 MODE_ICON = re.compile(r'(<i class="theme-switch [^"]*" data-mode="\w+")\s+title="[^"]*"></i>')
+# myst-nb labels a folded cell's toggle "Toggle hidden content", while it shows the cell's
+# prompt ("Running this chapter"): without the label, what it shows is its name
+FOLDED_LABEL = ('<summary aria-label="Toggle hidden content">', '<summary>')
 WIDGET_VIEW = re.compile(
     r'<script type="application/vnd\.jupyter\.widget-view\+json">.*?</script>', re.S)
 CSS = """
@@ -93,7 +98,8 @@ def page(app, pagename, templatename, context, doctree):
         if "thebe" in str(getattr(asset, "filename", asset) or "").lower():
             styles.remove(asset)
     if "body" in context:
-        context["body"] = WIDGET_VIEW.sub("", context["body"]).replace(*QUIZ_INPUT)
+        context["body"] = (WIDGET_VIEW.sub("", context["body"]).replace(*QUIZ_INPUT)
+                           .replace(*FOLDED_LABEL))
     if "deepres-figure" in context.get("body", ""):
         app.builder.add_js_file(PLOTLY, defer="defer")
     source = Path(app.env.doc2path(pagename))
