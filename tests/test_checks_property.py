@@ -202,11 +202,14 @@ def _per_input_channel(model, g):
     return out
 
 
-def _grouped(call, padding=None):
+def _grouped(call, padding=None, own_padding=False):
+    """A grouped convolution by hand, with ``call`` (a conv2d); ``own_padding``: padding
+    kernel_size // 2 instead of the conv's own."""
     def fn(x, conv):
         parts = zip(x.chunk(conv.groups, 1), conv.weight.chunk(conv.groups, 0))
-        return torch.cat([call(xg, wg, stride=conv.stride,
-                               padding=conv.padding if padding is None else padding)
+        pad = conv.kernel_size[0] // 2 if own_padding else (
+            conv.padding if padding is None else padding)
+        return torch.cat([call(xg, wg, stride=conv.stride, padding=pad)
                           for xg, wg in parts], 1)
     return fn
 
@@ -240,15 +243,78 @@ def _counts_buffers(model):
 
 
 def _dense_block(first):
-    """A dense block that returns its features from ``first`` on: 1 leaves out the
-    block's input, -1 keeps only the last layer's output."""
-    class Block(DenseBlock):
+    """A dense block of the learner's own (the chapter's solution) that returns its
+    features from ``first`` on: 1 leaves out the block's input, -1 keeps only the last
+    layer's output."""
+    class Block(nn.Module):
+        def __init__(self, n_layers, c_in, k):
+            super().__init__()
+            self.layers = nn.ModuleList(nn.Sequential(
+                nn.BatchNorm2d(c_in + i * k), nn.ReLU(),
+                nn.Conv2d(c_in + i * k, 4 * k, 1, bias=False), nn.BatchNorm2d(4 * k),
+                nn.ReLU(), nn.Conv2d(4 * k, k, 3, padding=1, bias=False))
+                for i in range(n_layers))
+
         def forward(self, x):
             features = [x]
-            for layer in self.values():
-                features.append(layer(features))
+            for layer in self.layers:
+                features.append(layer(torch.cat(features, 1)))
             return torch.cat(features[first:], 1)
     return Block
+
+
+class _ProjectsOnChannelsOnly(PreActBlock):
+    """A pre-activation block whose shortcut projects only when the channels change."""
+    def __init__(self, c_in, c_out, stride=1):
+        super().__init__(c_in, c_out, stride)
+        if c_in == c_out:
+            self.shortcut = nn.Identity()
+
+
+def _ceil_features(config, c_in):
+    features = make_features(config, c_in)
+    for m in features.modules():
+        if isinstance(m, nn.MaxPool2d):
+            m.ceil_mode = True
+    return features
+
+
+def _option_a_short_zeros(x, c_out, stride):
+    sub = x[:, :, ::stride, ::stride]
+    missing = c_out - sub.shape[1]
+    return torch.cat([sub, torch.zeros_like(sub)[:, :missing]], 1)
+
+
+def _remove_blocks_reusing_a_copy():
+    import copy
+    copies = {}
+
+    def fn(model, indices):
+        out = copies.setdefault(id(model), copy.deepcopy(model))
+        for i in indices:
+            out.blocks[i] = nn.Identity()
+        return out
+    return fn
+
+
+def _momentum(model, n):
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.momentum = 0.5
+    return _new_head(model, n)
+
+
+def _max_pooled(model, n):
+    if hasattr(model, "avgpool"):   # torchvision's ResNet (the CIFAR one pools in forward)
+        model.avgpool = nn.AdaptiveMaxPool2d(1)
+    return _new_head(model, n)
+
+
+def _unfrozen_after_counting(model):
+    counts = (sum(p.numel() for p in model.parameters()),
+              sum(p.numel() for p in model.parameters() if p.requires_grad))
+    model.requires_grad_(True)
+    return counts
 
 
 def _mistakes():
@@ -277,7 +343,32 @@ def _mistakes():
                                                         _with_groups(torch.conv2d)),
         "grouped_conv calls an imported conv2d with groups": (resnext.grouped_conv,
                                                               _with_groups(conv2d)),
+        "grouped_conv calls aten.conv2d with groups": (resnext.grouped_conv,
+            _with_groups(torch.ops.aten.conv2d)),
+        "grouped_conv calls aten.convolution with groups": (resnext.grouped_conv,
+            lambda x, conv: torch.ops.aten.convolution.default(
+                x, conv.weight, None, list(conv.stride), list(conv.padding), [1, 1], False,
+                [0, 0], conv.groups)),
+        "grouped_conv calls torch._convolution with groups": (resnext.grouped_conv,
+            lambda x, conv: torch._convolution(
+                x, conv.weight, None, list(conv.stride), list(conv.padding), [1, 1], False,
+                [0, 0], conv.groups, False, False, True, True)),
+        "grouped_conv calls mkldnn_convolution with groups": (resnext.grouped_conv,
+            lambda x, conv: torch.mkldnn_convolution(
+                x, conv.weight, None, list(conv.padding), list(conv.stride), [1, 1],
+                conv.groups)),
         "transition_layer pools with ceil_mode": (densenet.transition_layer, _CeilTransition),
+        "preact_block projects only when the channels change": (residual.preact_block,
+                                                                _ProjectsOnChannelsOnly),
+        "make_features pools with ceil_mode": (vgg.make_features, _ceil_features),
+        "grouped_conv pads with kernel_size // 2": (resnext.grouped_conv,
+            _grouped(F.conv2d, None, own_padding=True)),
+        "grouped_conv zeroes the caller's input": (resnext.grouped_conv,
+            lambda x, conv: _grouped(F.conv2d)(x, conv) + 0 * x.zero_().sum()),
+        "option_a takes its zeros from the input's width": (residual.option_a,
+                                                             _option_a_short_zeros),
+        "remove_blocks reuses one copy a model": (why.remove_blocks,
+                                                   _remove_blocks_reusing_a_copy()),
         "dense_block leaves out its input": (densenet.dense_block, _dense_block(1)),
         "dense_block returns the last layer's output": (densenet.dense_block, _dense_block(-1)),
         "random_direction ignores the generator": (why.random_direction,
@@ -295,6 +386,18 @@ def _mistakes():
             _direction(lambda p, g: -p.detach().clone())),
         "random_direction normalises each input channel": (why.random_direction,
                                                            _per_input_channel),
+        "random_direction re-seeds the generator": (why.random_direction,
+            lambda model, g: _direction(lambda p, h: torch.randn(p.shape, generator=h))(
+                model, torch.Generator().manual_seed(g.initial_seed()))),
+        "random_direction draws all-positive noise": (why.random_direction,
+            _direction(lambda p, g: sum(torch.rand(p.shape, generator=g) for _ in range(3)))),
+        "random_direction draws |randn|": (why.random_direction,
+            _direction(lambda p, g: torch.randn(p.shape, generator=g).abs())),
+        "random_direction draws -1, 0 or 1": (why.random_direction,
+            _direction(lambda p, g: torch.randint(-1, 2, p.shape, generator=g).float())),
+        "random_direction perturbs the weights": (why.random_direction,
+            _direction(lambda p, g: p.detach() + p.detach().std()
+                       * torch.randn(p.shape, generator=g))),
         "replace_head also freezes the backbone": (practice.replace_head,
             lambda m, n: _new_head(m.requires_grad_(False), n)),
         "replace_head switches to evaluation mode": (practice.replace_head,
@@ -306,6 +409,16 @@ def _mistakes():
         "freeze_up_to freezes a new network": (practice.freeze_up_to,
             lambda m, up_to: _frozen_up_to(torchvision.models.resnet18(), up_to)),
         "param_counts counts BatchNorm's buffers": (practice.param_counts, _counts_buffers),
+        "param_counts unfreezes the model after counting": (practice.param_counts,
+                                                            _unfrozen_after_counting),
+        "replace_head changes BatchNorm's momentum": (practice.replace_head, _momentum),
+        "replace_head max-pools": (practice.replace_head, _max_pooled),
+        "replace_head unfreezes the backbone": (practice.replace_head,
+            lambda m, n: _new_head(m.requires_grad_(True), n)),
+        "replace_head switches to training mode": (practice.replace_head,
+            lambda m, n: _new_head(m, n).train()),
+        "freeze_up_to switches to evaluation mode": (practice.freeze_up_to,
+            lambda m, up_to: _frozen_up_to(m, up_to).eval()),
     }
 
 

@@ -11,7 +11,10 @@ Hints come in tiers: a failure says what is wrong; ``check.hint()``, or a second
 of the same exercise, adds a nudge (never the answer).
 """
 import contextlib
+import functools
+import inspect
 import math
+import numbers
 import os
 import random
 import signal
@@ -25,7 +28,30 @@ import numpy as np
 import torch
 from torch import nn
 
-TIME_LIMIT = 20  # seconds a whole check may take
+TIME_LIMIT = 20  # seconds a whole check may take, on the machine the course was written on
+CALIBRATION = 0.006   # seconds that machine takes for _calibration() (one thread, median)
+_slowness = []
+
+
+def _calibration():
+    """A fixed piece of work like a check's (small convolutions, forward and backward)."""
+    torch.manual_seed(0)
+    conv, x = nn.Conv2d(8, 8, 3, padding=1), torch.randn(4, 8, 16, 16)
+    start = time.perf_counter()
+    for _ in range(10):
+        conv(x).sum().backward()
+    return time.perf_counter() - start
+
+
+def slowness():
+    """How many times slower this machine is than the one the course was written on (at
+    least 1), measured once: a slow Colab CPU gets a longer time limit, not a refusal."""
+    if not _slowness:
+        from ..cpu import num_threads
+        with torch.random.fork_rng(), num_threads(1):
+            seconds = sorted(_calibration() for _ in range(5))[2]
+        _slowness.append(max(1.0, seconds / CALIBRATION))
+    return _slowness[0]
 
 
 class CheckFailed(AssertionError):
@@ -54,6 +80,8 @@ class RuleBroken(Exception):
 
 
 CRASHED = object()  # what Checker.call returns when the learner's code raised
+EXITED = ("{label}: your code called sys.exit() (or exit(), quit()), which would end the "
+          "notebook's kernel; return the value instead")
 
 _hints = {"exercise": None, "hint": "", "failures": {}}  # the last check, for hint()
 
@@ -96,6 +124,9 @@ class Checker:
         except Exception as error:  # the learner's bug, reported, never re-raised
             self.fail(f"{label} raised {type(error).__name__}: {error}{_where(error)}")
             return CRASHED
+        except SystemExit:
+            self.fail(EXITED.format(label=label))
+            return CRASHED
 
     def expect(self, ok, message):
         """Record ``message`` as a problem unless ``ok``."""
@@ -119,6 +150,11 @@ class Checker:
         elif isinstance(value, np.generic):
             value = value.item()
         kind = type(value).__name__
+        # any number type (sympy's, fractions'): its Python value
+        if isinstance(value, numbers.Integral) and not isinstance(value, (bool, int)):
+            value = int(value)
+        elif isinstance(value, numbers.Real) and not isinstance(value, (int, float)):
+            value = float(value)
         if value is None:
             self.fail(f"{label} returned None: is the `return` missing?")
         elif isinstance(value, bool):
@@ -212,25 +248,37 @@ def stop_after(seconds):
     is left, whatever the code inside catches: the alarm repeats every 50 ms, and from
     the first one on, every line of the learner's code raises it again, so that a bare
     ``except:`` (which catches it once) is left by the next line it runs. Library code
-    is interrupted only if the learner's code does not run again within GRACE seconds."""
+    is interrupted only if the learner's code does not run again within GRACE seconds.
+
+    What it promises, precisely: each alarm raises TimeLimit at most twice (from the
+    alarm, and from the first line of the learner's code that the tracer sees; Python
+    switches off a tracer that raised, until the next alarm sets it again). So the limit
+    holds against one bare ``except:`` however it loops, but two nested bare handlers
+    that both swallow it and loop again (a retry loop around a helper that catches
+    everything) can absorb every alarm, and the check then runs until the code ends or
+    the kernel is interrupted. A loop inside one call of compiled code
+    (``sum(range(10**11))``) is not interrupted until that call returns."""
     if (seconds is None or threading.current_thread() is not threading.main_thread()
             or not hasattr(signal, "SIGALRM")):
         yield
         return
     traced, fired = {}, []   # frames whose tracer was replaced: their own, to put back
+    done = False             # set first when the block is left: a late alarm does nothing
 
     def stop(frame, event, arg):
-        if event in ("call", "line") and _learners(frame):
+        if event in ("call", "line") and _learners(frame) and not done:
             raise TimeLimit()
         return stop
 
     def alarm(signum, frame):
+        if done:
+            return
         if not fired:
             fired.append(time.monotonic())
         sys.settrace(stop)   # again each time: a tracer that raised is switched off
         f = frame
         while f is not None:
-            traced.setdefault(id(f), (f, f.f_trace))
+            traced.setdefault(id(f), (f, f.f_trace, f.f_trace_lines))
             f.f_trace, f.f_trace_lines = stop, True
             f = f.f_back
         if frame is not None and frame.f_code.co_filename not in _NEVER and (
@@ -242,11 +290,14 @@ def stop_after(seconds):
     try:
         yield
     finally:
+        # the tracer off first: signal.signal is Python code (Lib/signal.py), which the
+        # tracer would take for the learner's and interrupt, leaving the rest undone
+        done = True
         signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
         sys.settrace(tracing)
-        for f, own in traced.values():
-            f.f_trace = own
+        for f, own, lines in traced.values():
+            f.f_trace, f.f_trace_lines = own, lines
+        signal.signal(signal.SIGALRM, previous)
 
 
 @contextmanager
@@ -275,7 +326,9 @@ def run_checks(exercise, body, hint="", answer=None, kind=None, seed=None, limit
     ``answer`` is what the learner passed in: something callable, a class (``kind=
     "class"``, though a function that builds the module is fine too) or a function.
     ``seed`` repeats the random cases of an earlier check (``seeded=False``: the check
-    draws none). A check stops after ``limit`` seconds (default ``TIME_LIMIT``). Whatever
+    draws none). A check stops after ``limit`` seconds (default ``TIME_LIMIT`` times how
+    much slower this machine is than the one the course was written on; ``False``: no
+    limit, for a check that trains). Whatever
     the learner's code changes of torch's global settings (default dtype, autograd on or
     off) is put back, and said. ``library``: the course's own functions or classes that
     do what the exercise asks (the page used them); an answer that is, or calls, one of
@@ -286,10 +339,14 @@ def run_checks(exercise, body, hint="", answer=None, kind=None, seed=None, limit
         if problem:
             raise CheckFailed(f"{exercise}: {problem}")
     checker = Checker(exercise, hint, seed, seeded)
-    limit = TIME_LIMIT if limit is None else limit
-    settings = (torch.get_default_dtype(), torch.is_grad_enabled())
+    limit = round(TIME_LIMIT * slowness()) if limit is None else limit
+    settings = (torch.get_default_dtype(), torch.is_grad_enabled(),
+                torch.is_inference_mode_enabled(), torch.get_default_device())
+    threads = set(threading.enumerate())
+    used = []
     try:
-        with stop_after(limit), _kept(settings, checker):
+        with stop_after(limit or None), _kept(settings, checker), \
+                _watching(_watched(library), used):
             body(checker)
     except NotDoneYet:
         raise CheckFailed(
@@ -297,29 +354,53 @@ def run_checks(exercise, body, hint="", answer=None, kind=None, seed=None, limit
             f"Replace that line with your solution and run the cell again, then this one."
         ) from None
     except TimeLimit:
+        started = [t for t in threading.enumerate() if t not in threads and t.is_alive()]
         raise CheckFailed(
-            f"{exercise}: the check stopped after {limit} s - your code did not finish. "
-            f"Is there a loop that never ends, or a far too large tensor?") from None
+            f"{exercise}: the check stopped after {limit} s - your code did not finish "
+            f"(the limit is {TIME_LIMIT} s on the machine this course was written on, "
+            f"scaled to this machine's speed). "
+            f"Is there a loop that never ends, or a far too large tensor? (A loop inside "
+            f"one call of compiled code, such as sum(range(10**11)), cannot be stopped "
+            f"until it returns.)"
+            + (f" {len(started)} thread(s) your code started still run: Python cannot "
+               f"stop them; restart the kernel to end them." if started else "")) from None
+    except SystemExit:   # from the learner's code that the check called directly
+        checker.fail(EXITED.format(label="your answer"))
     except Exception as error:  # what the learner's code returned broke the comparison
         checker.fail(f"the check could not use what your code returned "
                      f"({type(error).__name__}: {error})")
+    if used:
+        checker.fail(_uses(used[0]), first=True)
     checker.report()
+
+
+_RUN_CHECKS = run_checks.__code__   # where a check's own frames begin, below the learner's cell
 
 
 @contextmanager
 def _kept(settings, checker):
-    """Put torch's default dtype and autograd switch back as they were, and say so if the
-    learner's code changed them."""
-    dtype, grad = settings
+    """Put torch's default dtype, default device and autograd switch back as they were,
+    and say so if the learner's code changed them (inference mode, which cannot be left
+    from outside, is named)."""
+    dtype, grad, inference, device = settings
     try:
         yield
     finally:
+        if torch.is_inference_mode_enabled() != inference:
+            checker.fail("your code left torch.inference_mode() switched on (entered without "
+                         "`with`): tensors made from now on cannot be used by autograd. "
+                         "Restart the kernel, and use `with torch.inference_mode():`")
+        if torch.get_default_device() != device:
+            checker.fail(f"your code changed torch's default device to "
+                         f"{torch.get_default_device()} (torch.set_default_device); the "
+                         f"check set it back to {device}")
+            torch.set_default_device(device)
         if torch.get_default_dtype() != dtype:
             checker.fail(f"your code changed torch's default dtype to "
                          f"{torch.get_default_dtype()} (torch.set_default_dtype); it changes "
                          f"every tensor made after it. The check set it back to {dtype}")
             torch.set_default_dtype(dtype)
-        if torch.is_grad_enabled() != grad:
+        if torch.is_grad_enabled() != grad and not torch.is_inference_mode_enabled():
             checker.fail(f"your code turned autograd {'on' if torch.is_grad_enabled() else 'off'}"
                          f" for everything after it (torch.set_grad_enabled); use "
                          f"`with torch.no_grad():` around the lines that need it. The check "
@@ -349,13 +430,61 @@ def _answer_problem(answer, kind):
 
 
 def _library_answer(answer, library):
-    """What is wrong with an answer that hands in the library's own code, or None."""
+    """What is wrong with an answer that hands in the library's own code, or None: the
+    object itself, a partial of it, a subclass of it, or a function that names it (the
+    code that runs is watched too: ``_watching``)."""
+    while isinstance(answer, functools.partial):
+        answer = answer.func
     for own in library:
-        if answer is own or _calls(answer, own):
-            return (f"your answer uses the course's own `{own.__name__}` "
-                    f"({own.__module__}), which the page used; the exercise is to write "
-                    f"it yourself, without it")
+        if (answer is own or _calls(answer, own)
+                or isinstance(answer, type) and isinstance(own, type) and issubclass(answer, own)):
+            return _uses(own)
     return None
+
+
+def _uses(own):
+    return (f"your answer uses the course's own `{own.__name__}` ({own.__module__}), which "
+            f"the page used; the exercise is to write it yourself, without it")
+
+
+def _watched(library):
+    """{code object: library object} of the functions of ``library`` (for a class, the
+    functions it defines)."""
+    codes = {}
+    for own in library:
+        functions = vars(own).values() if isinstance(own, type) else [own]
+        for function in functions:
+            code = getattr(inspect.unwrap(function), "__code__", None) \
+                if callable(function) else None
+            if code is not None:
+                codes[code] = own
+    return codes
+
+
+@contextmanager
+def _watching(codes, seen):
+    """While the check runs, note in ``seen`` each library object in ``codes`` whose code
+    runs with the learner's code below it on the stack (before this check's own frame),
+    however it was reached: another name, a helper, a default argument, getattr or eval."""
+    if not codes:
+        yield
+        return
+    previous = sys.getprofile()
+
+    def profile(frame, event, arg):
+        if event == "call" and frame.f_code in codes:
+            caller = frame.f_back
+            while caller is not None and caller.f_code is not _RUN_CHECKS:
+                if _learners(caller):
+                    seen.append(codes[frame.f_code])
+                    break
+                caller = caller.f_back
+
+    sys.setprofile(profile)
+    try:
+        yield
+    finally:
+        sys.setprofile(previous)
 
 
 def _calls(fn, own):
@@ -472,6 +601,13 @@ def _forward(module, x, mode, check=None, label=""):
     return x, (check.call(module, x, label=label) if check else module(x))
 
 
+def _close(got, want, atol):
+    """``got`` equals ``want`` up to ``atol`` times the size of ``want``'s entries (at least
+    1): float rounding grows with the numbers, and another memory layout (channels_last)
+    or summation order rounds differently."""
+    return torch.allclose(got, want, rtol=0, atol=atol * max(1.0, want.abs().max().item()))
+
+
 def compare_modules(check, make_yours, make_reference, inputs, what="the module",
                     atol=1e-5):
     """The usual checks of a learner's nn.Module against the reference. It builds and has
@@ -511,11 +647,12 @@ def compare_modules(check, make_yours, make_reference, inputs, what="the module"
                                 f"or with .detach(), .item() or numpy?)"):
                 return
             runs[mode] = (x_ref, expected, x_yours, out, (out - expected).abs().max().item())
-        if runs["evaluation"][4] > atol:
+        scale = {mode: max(1.0, run[1].abs().max().item()) for mode, run in runs.items()}
+        if runs["evaluation"][4] > atol * scale["evaluation"]:
             check.fail(f"with the reference's weights, {what}'s output differs by up to "
                        f"{runs['evaluation'][4]:.3g} on input {shape}")
             continue
-        if runs["training"][4] > atol:
+        if runs["training"][4] > atol * scale["training"]:
             check.fail(f"with the reference's weights, {what} in training mode differs by "
                        f"up to {runs['training'][4]:.3g} on input {shape}, though in "
                        f"evaluation mode it matches: something behaves differently while "
@@ -525,13 +662,12 @@ def compare_modules(check, make_yours, make_reference, inputs, what="the module"
         x_ref, expected, x_yours, out, _ = runs["training"]
         expected.sum().backward()
         out.sum().backward()
-        check.expect(x_yours.grad is not None and torch.allclose(x_yours.grad, x_ref.grad,
-                                                                 atol=atol),
+        check.expect(x_yours.grad is not None and _close(x_yours.grad, x_ref.grad, atol),
                      f"{what}: the gradient with respect to the input differs on input {shape}")
         for name, p in reference.named_parameters():
             mine = yours_params.get(pairs[name])
             if p.grad is not None and (mine is None or mine.grad is None or
-                                       not torch.allclose(mine.grad, p.grad, atol=atol)):
+                                       not _close(mine.grad, p.grad, atol)):
                 check.fail(f"{what}: the gradient of '{pairs[name]}' differs from the "
                            f"reference's on input {shape}")
                 break

@@ -92,8 +92,11 @@ def _name_transition_mistakes(check, cls):
     order = [type(m).__name__ for m in kinds
              if isinstance(m, (nn.BatchNorm2d, nn.ReLU, nn.Conv2d, nn.AvgPool2d, nn.MaxPool2d))]
     expected = ["BatchNorm2d", "ReLU", "Conv2d", "AvgPool2d"]
+    # pooling before the 1x1 convolution computes the same function (both are linear:
+    # averaging positions and mixing channels commute), with 4 times fewer FLOPs: right
+    same = ["BatchNorm2d", "ReLU", "AvgPool2d", "Conv2d"]
     if isinstance(yours, nn.Sequential) and sorted(order) == sorted(expected) \
-            and order != expected:
+            and order not in (expected, same):
         check.fail(f"your transition's layers run in the order {'-'.join(order)}; DenseNet's "
                    f"is BN-ReLU-Conv1x1-AvgPool (normalise before the weights, as in the "
                    f"dense layers)", first=True)

@@ -4,6 +4,7 @@ import torchvision
 from torch import nn
 
 from ..models.cifar import resnet_cifar
+from ..transfer import freeze
 from .core import CRASHED, hint, run_checks  # noqa: F401
 
 
@@ -13,6 +14,20 @@ def _models(r):
     yield "a CIFAR ResNet-8", resnet_cifar(8, widths=(4, 8, 16), in_channels=1), (2, 1, 12, 12)
     torch.manual_seed(r.randrange(1000))
     yield "torchvision's resnet18", torchvision.models.resnet18(), (2, 3, 32, 32)
+
+
+def _tree(model):
+    """{name: description} of every module outside the head, with its settings (a
+    BatchNorm's momentum, a pooling's kind) and its training mode."""
+    return {name: f"{m.extra_repr()} {type(m).__name__} training={m.training}"
+            for name, m in model.named_modules()
+            if name and name != "fc" and not name.startswith("fc.")}
+
+
+def _switches(model):
+    """Each parameter's requires_grad and each module's training mode."""
+    return ({n: p.requires_grad for n, p in model.named_parameters()},
+            {n: m.training for n, m in model.named_modules()})
 
 
 def param_counts(fn, seed=None):
@@ -28,9 +43,13 @@ def param_counts(fn, seed=None):
                 want = (sum(p.numel() for p in params),
                         sum(p.numel() for p in params if p.requires_grad))
                 label = f"param_counts(<{what}, {case}>)"
+                switches = _switches(model)
                 got = check.call(fn, model, label=label)
                 if got is CRASHED:
                     continue
+                check.expect(_switches(model) == switches,
+                             f"{label} changed which parameters train, or the model's mode: "
+                             f"counting must leave the model as it was")
                 if not isinstance(got, (tuple, list)) or len(got) != 2:
                     check.fail(f"{label} returned {type(got).__name__} {got!r:.40}; "
                                f"expected a pair (total, trainable)")
@@ -69,7 +88,13 @@ def replace_head(fn, seed=None):
     def body(check):
         r = check.random
         for what, model, shape in _models(r):
+            if "resnet18" in what:   # a model as a learner has it mid-way: partly frozen, evaluating
+                for name, p in model.named_parameters():
+                    p.requires_grad_(not name.startswith(("conv1", "bn1", "layer1")))
+                model.eval()
+                what += ", layer1 frozen, in evaluation mode"
             n = r.choice((2, 3, 7, 37))
+            tree = _tree(model)
             before = {k: v.clone() for k, v in model.state_dict().items()
                       if not k.startswith("fc.")}
             trains = {k: p.requires_grad for k, p in model.named_parameters()
@@ -96,6 +121,16 @@ def replace_head(fn, seed=None):
                          f"{label} froze {len(frozen)} parameter tensors of the backbone "
                          f"({frozen[0] if frozen else ''}...): replacing the head changes "
                          f"only the head; freezing is another step")
+            thawed = [k for k, p in got.named_parameters()
+                      if k in trains and not trains[k] and p.requires_grad]
+            check.expect(not thawed,
+                         f"{label} made {len(thawed)} frozen parameter tensors of the "
+                         f"backbone train again ({thawed[0] if thawed else ''}...): replacing "
+                         f"the head leaves the rest as it was")
+            changed = [name for name, text in _tree(got).items() if tree.get(name) != text]
+            check.expect(not changed and _tree(got).keys() == tree.keys(),
+                         f"{label} changed the network outside its head "
+                         f"({', '.join(changed[:2]) or 'its modules'}): only model.fc may change")
             fc = getattr(got, "fc", None)
             if not check.expect(isinstance(fc, nn.Linear),
                                 f"{label}: the model's fc is {type(fc).__name__}; expected "
@@ -133,6 +168,7 @@ def freeze_up_to(fn, seed=None):
             frozen = ("conv1", "bn1", *[f"layer{i}" for i in range(1, last + 1)])
             label = f"freeze_up_to(<resnet18>, {up_to!r})"
             weights = {k: v.clone() for k, v in model.state_dict().items()}
+            modes = _switches(model)[1]
             got = check.call(fn, model, up_to, label=label)
             if got is CRASHED:
                 continue
@@ -149,8 +185,11 @@ def freeze_up_to(fn, seed=None):
                                f"; freeze the model it was given, in place (the caller's model "
                                f"is the one that will train){'' if same else ', keeping its weights'}")
                     continue
+            check.expect(_switches(model)[1] == modes,
+                         f"{label} changed the model's training or evaluation mode; this "
+                         f"exercise freezes with requires_grad only")
             now = model.state_dict()
-            check.expect(all(torch.equal(v, now[k]) for k, v in weights.items()),
+            check.expect(all(k in now and torch.equal(v, now[k]) for k, v in weights.items()),
                          f"{label} changed the model's weights; freezing only stops them "
                          f"from training")
             wrong_frozen = [n for n, p in model.named_parameters()
@@ -170,6 +209,6 @@ def freeze_up_to(fn, seed=None):
                 check.expect(True, "")
 
     return run_checks("Exercise: freezing up to a stage", body, answer=fn, kind="function",
-                      seed=seed,
+                      seed=seed, library=(freeze,),
                       hint="the first part of a parameter's name (name.split('.')[0]) says "
                            "where it lives: conv1, bn1, layer1 ... layer4, fc.")

@@ -20,23 +20,29 @@ class _Untouchable(nn.Conv2d):
                          "ungrouped F.conv2d calls on the groups' slices")
 
 
-# where each convolution function takes ``groups`` (argument index)
-_GROUPS_AT = {F.conv1d: 6, F.conv2d: 6, F.conv3d: 6, torch.convolution: 8}   # (F.conv2d is torch.conv2d)
+# where each convolution function takes ``groups`` (argument index), by name: torch's
+# functions (F.conv2d is torch.conv2d), the ATen operators (torch.ops.aten.conv2d,
+# torch.ops.aten.convolution.default) and the internal entry points
+_GROUPS_AT = {"conv1d": 6, "conv2d": 6, "conv3d": 6, "conv_transpose1d": 6,
+              "conv_transpose2d": 6, "conv_transpose3d": 6, "mkldnn_convolution": 6,
+              "convolution": 8, "_convolution": 8}
 
 
 class _UngroupedOnly(TorchFunctionMode):
     """While the learner's code runs, every convolution function of torch refuses groups
     other than 1, however it is called (F.conv2d, torch.conv2d, a conv2d imported
-    earlier under another name, torch.convolution): PyTorch routes each call through
-    this mode."""
+    earlier under another name, torch.convolution, torch.ops.aten's operators,
+    torch._convolution, torch.mkldnn_convolution, the transposed convolutions): PyTorch
+    routes each call from Python through this mode."""
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        if func in _GROUPS_AT:
-            at = _GROUPS_AT[func]
+        name = getattr(func, "__name__", "").split(".")[0]
+        if name in _GROUPS_AT:
+            at = _GROUPS_AT[name]
             groups = kwargs.get("groups", args[at] if len(args) > at else 1)
             if groups != 1:
-                raise RuleBroken(f"you called {getattr(func, '__name__', 'a convolution')} "
+                raise RuleBroken(f"you called {name} "
                                  f"with groups={groups}; the exercise asks for ungrouped "
                                  f"convolutions, one per group")
         return func(*args, **kwargs)
@@ -47,21 +53,27 @@ def grouped_conv(fn, seed=None):
     channels, convolving each group separately and concatenating."""
     def body(check):
         r = check.random
-        cases = [(8, 16, 3, 2, 1), (12, 6, 3, 3, 2), (8, 4, 5, 4, 1), (6, 6, 1, 2, 2)]
+        # (c_in, c_out, k, groups, stride, padding): the conv's own padding, 0 included
+        cases = [(8, 16, 3, 2, 1, 1), (12, 6, 3, 3, 2, 1), (8, 4, 5, 4, 1, 2),
+                 (6, 6, 1, 2, 2, 0), (8, 8, 3, 2, 1, 0)]
         for _ in range(3):
-            groups = r.choice((2, 3, 4, 8))
-            cases.append((groups * r.randint(1, 4), groups * r.randint(1, 4),
-                          r.choice((1, 3, 5)), groups, r.choice((1, 2))))
-        for c_in, c_out, k, groups, stride in cases:
+            groups, k = r.choice((2, 3, 4, 8)), r.choice((1, 3, 5))
+            cases.append((groups * r.randint(1, 4), groups * r.randint(1, 4), k, groups,
+                          r.choice((1, 2)), r.choice((0, k // 2))))
+        for c_in, c_out, k, groups, stride, padding in cases:
             torch.manual_seed(0)
-            conv = _Untouchable(c_in, c_out, k, stride=stride, padding=k // 2, groups=groups,
+            conv = _Untouchable(c_in, c_out, k, stride=stride, padding=padding, groups=groups,
                                 bias=False)
             x = torch.randn(2, c_in, 9, 9)
+            given = x.clone()
             want = nn.Conv2d.forward(conv, x).detach()  # before your code runs
             label = (f"grouped_conv(x, Conv2d({c_in}, {c_out}, {k}, groups={groups}, "
-                     f"stride={stride}))")
+                     f"stride={stride}, padding={padding}))")
             with _UngroupedOnly():
                 got = check.call(fn, x, conv, label=label)
+            if not check.expect(torch.equal(x, given), f"{label} changed its input x in "
+                                f"place; a convolution leaves its input as it is"):
+                continue
             got = None if got is CRASHED else check.tensor(got, label, like=want)
             if got is not None:
                 check.expect(torch.allclose(got, want, atol=1e-5),

@@ -53,7 +53,7 @@ def make_features(fn, seed=None):
             configs.append((config, r.randint(1, 4)))
         for config, c_in in configs:
             what = f"make_features({config}, {c_in})"
-            x = torch.randn(2, c_in, 16, 16)
+            x = torch.randn(2, c_in, 15, 15)   # odd: a pool's rounding shows
             compare_modules(check, lambda: fn(config, c_in),
                             lambda: reference_features(config, c_in), [x], what=what)
             model = check.call(fn, config, c_in, label=what)

@@ -77,8 +77,8 @@ def remove_blocks(fn, seed=None):
         for kind, depth in (("resnet", 20), ("plain", 14), ("resnet", 14)):
             model = _net(kind, depth, r.randrange(1000))
             shape_keeping = deletable_blocks(model)
-            for indices in ([], [0], [shape_keeping[-1]],
-                            sorted(r.sample(shape_keeping, min(3, len(shape_keeping))))):
+            for indices in ([], [0], [shape_keeping[-1]],   # and some in no order:
+                            r.sample(shape_keeping, min(3, len(shape_keeping)))):
                 label = f"remove_blocks(<{kind}-{depth}>, {indices})"
                 before = {k: v.clone() for k, v in model.state_dict().items()}
                 structure = repr(model)
@@ -120,6 +120,18 @@ def remove_blocks(fn, seed=None):
                                    f"by nn.Identity()")
                 else:
                     check.expect(True, "")
+            # one model, two calls: an answer that keeps a copy per model and reuses it
+            # returns the first call's lesions again
+            twice, x = copy.deepcopy(model), torch.randn(3, 1, 12, 12)
+            label = f"remove_blocks(<{kind}-{depth}>, []) after remove_blocks(it, [0])"
+            check.call(fn, twice, [0], label=label)
+            got = check.call(fn, twice, [], label=label)
+            if isinstance(got, nn.Module):
+                out = check.call(got.eval(), x, label=f"the model {label} returned")
+                if out is not CRASHED and check.tensor(out, label, model.eval()(x)) is not None:
+                    check.expect(torch.allclose(out, model.eval()(x), atol=1e-5),
+                                 f"{label} still has block 0 removed: make a new copy at "
+                                 f"every call")
 
     return run_checks("Exercise: deleting blocks", body, answer=fn, kind="function",
                       seed=seed, library=(delete_blocks,),
@@ -237,11 +249,27 @@ def _randomness_rules(check, fn, model, label, directions, draw, r):
                         * d[0].numel() ** 0.5).flatten()
                        for d in directions.values() if d.dim() > 1])
     if noise.numel() > 1000 and noise.std() > 0:
-        kurtosis = _excess_kurtosis(noise.flatten().double())
-        check.expect(abs(kurtosis) < 0.6,
+        flat = noise.flatten().double()
+        kurtosis = _excess_kurtosis(flat)
+        centred = flat - flat.mean()
+        skew = ((centred ** 3).mean() / centred.pow(2).mean() ** 1.5).item()
+        positive = (flat > 0).double().mean().item()
+        distinct = torch.unique(flat).numel()
+        check.expect(abs(kurtosis) < 0.6 and abs(skew) < 0.3 and 0.4 < positive < 0.6
+                     and distinct > flat.numel() // 2,
                      f"{label}: the noise does not look Gaussian (excess kurtosis "
-                     f"{kurtosis:.2f}, where Gaussian noise has 0 and uniform noise -1.2): "
-                     f"draw it with torch.randn")
+                     f"{kurtosis:.2f} and skewness {skew:.2f}, where Gaussian noise has 0 "
+                     f"and 0; {positive:.0%} of it positive, where Gaussian noise has half; "
+                     f"{distinct:,} distinct values of {flat.numel():,}): draw it with "
+                     f"torch.randn")
+        weights = [p for p in model.parameters() if p.dim() > 1]
+        cosines = torch.stack([torch.nn.functional.cosine_similarity(
+            d.flatten(1).double(), w.detach().flatten(1).double(), dim=1).mean()
+            for d, w in zip((d for d in directions.values() if d.dim() > 1), weights)])
+        check.expect(cosines.mean().abs() < 0.2,
+                     f"{label}: the direction points along the weights (mean cosine "
+                     f"{cosines.mean().item():.2f} with them, where random noise has about "
+                     f"0): draw new noise, do not perturb the weights themselves")
     torch.manual_seed(r.randrange(1000) + 1000)
     again = check.call(fn, model, torch.Generator().manual_seed(draw), label=label)
     other = check.call(fn, model, torch.Generator().manual_seed(draw + 1), label=label)
@@ -260,3 +288,15 @@ def _randomness_rules(check, fn, model, label, directions, draw, r):
                  for n, d in directions.items())
     check.expect(varied, f"{label}: generators of different seeds gave the same direction: "
                          f"the direction must be random, drawn from the generator given")
+    # one generator, two calls (chapter 7 draws its two directions so): two directions
+    generator = torch.Generator().manual_seed(draw)
+    first = check.call(fn, model, generator, label=label)
+    second = check.call(fn, model, generator, label=label)
+    if isinstance(first, dict) and isinstance(second, dict):
+        check.expect(any(isinstance(first.get(n), torch.Tensor) and
+                         isinstance(second.get(n), torch.Tensor) and
+                         first[n].shape == second[n].shape and d.any() and
+                         not torch.allclose(first[n], second[n]) for n, d in directions.items()),
+                     f"{label}: called twice with one generator, it gave the same direction "
+                     f"twice: draw from the generator as it is (it moves on with every draw); "
+                     f"do not re-seed it or make a new one")
