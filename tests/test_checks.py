@@ -366,28 +366,25 @@ def _dense_layer(c_in, k):   # the chapter's helper
                          nn.Conv2d(4 * k, k, 3, padding=1, bias=False))
 
 
-class LastOnly(nn.Module):  # concatenates only the input and the last layer's output
-    def __init__(self, n_layers, c_in, k):
-        super().__init__()
-        self.layers = nn.ModuleList(_dense_layer(c_in + i * k, k) for i in range(n_layers))
-
-    def forward(self, x):
-        features = [x]
-        for layer in self.layers:
-            features.append(layer(torch.cat(features, 1)))
-        return torch.cat([x, features[-1]], 1)
-
-
 class OwnDenseBlock(nn.Module):   # the chapter's solution (the library's is refused)
     def __init__(self, n_layers, c_in, k):
         super().__init__()
         self.layers = nn.ModuleList(_dense_layer(c_in + i * k, k) for i in range(n_layers))
 
-    def forward(self, x):
+    def features(self, x):
         features = [x]
         for layer in self.layers:
             features.append(layer(torch.cat(features, 1)))
-        return torch.cat(features, 1)
+        return features
+
+    def forward(self, x):
+        return torch.cat(self.features(x), 1)
+
+
+class LastOnly(OwnDenseBlock):  # concatenates only the input and the last layer's output
+    def forward(self, x):
+        features = self.features(x)
+        return torch.cat([x, features[-1]], 1)
 
 
 def test_dense_block_accepts_the_answer():
