@@ -669,6 +669,30 @@ def test_a_time_out_leaves_nothing_behind(monkeypatch):
     assert "call" in seen
 
 
+@pytest.mark.parametrize("sleeps", [True, False])
+def test_a_bare_except_in_a_retry_loop_does_not_absorb_the_limit(monkeypatch, sleeps):
+    """What stop_after promises: one bare ``except:`` however it loops. (Two nested ones
+    that both swallow the limit can absorb it: its docstring says so.) The answer gives
+    up by itself after many absorbed raises, so that the test ends either way, and then
+    returns a wrong number, which would say 'not yet'."""
+    import time
+    from deepres.checks import core
+    monkeypatch.setattr(core, "TIME_LIMIT", 1)
+    monkeypatch.setattr(core, "slowness", lambda: 1.0)   # the limit as written
+
+    def retries(channels, n_layers, kernel_size):
+        for _ in range(2000):
+            try:
+                while True:
+                    if sleeps:
+                        time.sleep(0.01)
+            except:  # noqa: E722  (the confused learner's handler)
+                pass
+        return -1
+    message = rejects(check.stack_params, retries, "stopped after 1 s", "slowness, 1.0")
+    assert "not yet" not in message
+
+
 def test_inference_mode_left_on_is_named_not_mistaken_for_autograd(capsys):
     import torch
     kept = []

@@ -202,6 +202,15 @@ def _per_input_channel(model, g):
     return out
 
 
+def _slices_equalised(p, g):
+    """Noise with every input channel's slice d[i, j] at one norm (then each filter is
+    scaled as a whole: the filters' norms are right, the noise is not Gaussian)."""
+    d = torch.randn(p.shape, generator=g)
+    if p.dim() <= 2:
+        return d
+    return d / d.flatten(2).norm(dim=2).view(*p.shape[:2], *[1] * (p.dim() - 2))
+
+
 def _grouped(call, padding=None, own_padding=False):
     """A grouped convolution by hand, with ``call`` (a conv2d); ``own_padding``: padding
     kernel_size // 2 instead of the conv's own."""
@@ -386,6 +395,8 @@ def _mistakes():
             _direction(lambda p, g: -p.detach().clone())),
         "random_direction normalises each input channel": (why.random_direction,
                                                            _per_input_channel),
+        "random_direction equalises the input channels' slices": (why.random_direction,
+            _direction(_slices_equalised)),
         "random_direction re-seeds the generator": (why.random_direction,
             lambda model, g: _direction(lambda p, h: torch.randn(p.shape, generator=h))(
                 model, torch.Generator().manual_seed(g.initial_seed()))),

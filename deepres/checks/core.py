@@ -358,7 +358,7 @@ def run_checks(exercise, body, hint="", answer=None, kind=None, seed=None, limit
         raise CheckFailed(
             f"{exercise}: the check stopped after {limit} s - your code did not finish "
             f"(the limit is {TIME_LIMIT} s on the machine this course was written on, "
-            f"scaled to this machine's speed). "
+            f"times this machine's measured slowness, {slowness():.1f}). "
             f"Is there a loop that never ends, or a far too large tensor? (A loop inside "
             f"one call of compiled code, such as sum(range(10**11)), cannot be stopped "
             f"until it returns.)"
@@ -444,7 +444,9 @@ def _library_answer(answer, library):
 
 def _uses(own):
     return (f"your answer uses the course's own `{own.__name__}` ({own.__module__}), which "
-            f"the page used; the exercise is to write it yourself, without it")
+            f"the page used; the exercise is to write it yourself, without it (to compare "
+            f"yours with it, do so in a cell of your own, outside the answer the check "
+            f"calls)")
 
 
 def _watched(library):

@@ -212,9 +212,9 @@ def _filter_rules(check, label, params, directions):
         filters, targets = d.flatten(1).norm(dim=1), w.flatten(1).norm(dim=1)
         if p.dim() > 2:
             slices = d.flatten(2).norm(dim=2)   # one norm per (filter, input channel)
-            per_channel = (torch.allclose(slices, w.flatten(2).norm(dim=2), rtol=1e-4, atol=1e-6)
-                           or torch.allclose(slices, targets[:, None].expand_as(slices),
-                                             rtol=1e-4, atol=1e-6))
+            one_norm = slices.mean(dim=1, keepdim=True).expand_as(slices)  # slices equalised
+            per_channel = any(torch.allclose(slices, norms, rtol=1e-4, atol=1e-6) for norms in (
+                w.flatten(2).norm(dim=2), targets[:, None].expand_as(slices), one_norm))
             if per_channel and d.shape[1] > 1:
                 check.fail(f"{label}['{name}']: you normalised each input channel's slice "
                            f"(d[i, j]) on its own; Li et al. normalise each filter d[i], all "
