@@ -274,29 +274,34 @@ def resnext_forms(block):
 
 def dense_block(block, transition):
     """A dense block (``DenseBlock``) and the transition after it: each layer reads the
-    concatenation of the block's input and every earlier layer's output."""
+    concatenation of the block's input and every earlier layer's output. Each feature map
+    has a bus line of its own; a dot marks where a later layer's concatenation (C) taps it."""
     layers = list(block.values())
     k = layers[0].conv2.out_channels
     c0 = layers[0].norm1.num_features
     n = len(layers)
-    fig, ax = plt.subplots(figsize=(2.0 * n + 4.5, 3.6))
+    fig, ax = plt.subplots(figsize=(2.0 * n + 4.5, 3.9))
     xs = [1.9 * i for i in range(n + 1)]
-    for i, x in enumerate(xs):   # the feature maps x0 (the input) .. xn
-        channels = c0 if i == 0 else k
-        _box(ax, x, 0, f"x{i}\n{channels} ch", w=0.8, h=0.8, color="#ffffcc")
-        if i:   # layer i reads x0..x(i-1), joined in one concatenation node "C"
-            node = (x - 0.95, -0.9)
-            _plus(ax, *node, sign="C")
-            for j in range(i):
-                ax.add_patch(FancyArrowPatch((xs[j], -0.4), (node[0], node[1] + 0.17),
-                                             arrowstyle="-|>", mutation_scale=8,
-                                             color="#6baed6", lw=0.8,
-                                             connectionstyle="arc3,rad=0.15"))
-            _box(ax, node[0], -2.0, f"H{i}: BN, ReLU,\n1x1 conv, "
-                 f"{layers[i - 1].conv1.out_channels}\nBN, ReLU,\n3x3 conv, {k}",
-                 w=1.5, h=1.1, color=COLORS["conv"])
-            _arrow(ax, (node[0], node[1] - 0.17), (node[0], -1.45))
-            _arrow(ax, (x - 0.6, -1.45), (x, -0.4))
+    nodes = [x - 0.95 for x in xs]                    # layer i's C node, left of x_i
+    lane = [-0.6 - 0.12 * j for j in range(n)]        # the bus line of x_j
+    node_y = lane[-1] - 0.45
+    line = dict(color="#2171b5", lw=0.9)
+    for j in range(n):   # x_j down to its bus line, which runs to the last layer's node
+        ax.plot([xs[j] + 0.2, xs[j] + 0.2, nodes[n]], [-0.4, lane[j], lane[j]], **line)
+    for i in range(1, n + 1):
+        x, node = xs[i], nodes[i]
+        ax.plot([node] * i, lane[:i], "o", ms=3, color=line["color"])   # the taps
+        ax.add_patch(FancyArrowPatch((node, lane[0]), (node, node_y + 0.17), arrowstyle="-|>",
+                                     mutation_scale=8, shrinkA=0, shrinkB=0, **line))
+        _plus(ax, node, node_y, sign="C")
+        top = node_y - 0.5
+        _box(ax, node, top - 0.55, f"H{i}: BN, ReLU,\n1x1 conv, "
+             f"{layers[i - 1].conv1.out_channels}\nBN, ReLU,\n3x3 conv, {k}",
+             w=1.5, h=1.1, color=COLORS["conv"])
+        _arrow(ax, (node, node_y - 0.17), (node, top))
+        _arrow(ax, (x - 0.25, top), (x - 0.25, -0.4))   # H_i's output: the feature map x_i
+    for i, x in enumerate(xs):   # x0 .. xn, drawn over the lines
+        _box(ax, x, 0, f"x{i}\n{c0 if i == 0 else k} ch", w=0.8, h=0.8, color="#ffffcc")
     end = xs[-1] + 2.3
     total = c0 + n * k
     for x in xs:
@@ -305,11 +310,11 @@ def dense_block(block, transition):
                                      connectionstyle="arc3,rad=-0.15"))
     _box(ax, end, 0, f"concatenate\n{c0} + {n} x {k}\n= {total} ch", w=1.6, h=0.9,
          color="white")
-    _box(ax, end, -2.0, "transition:\n" + ",\n".join(label(m) for m in transition),
+    _box(ax, end, node_y - 1.05, "transition:\n" + ",\n".join(label(m) for m in transition),
          w=1.8, h=1.3, color=COLORS["pool"])
-    _arrow(ax, (end, -0.45), (end, -1.35))
+    _arrow(ax, (end, -0.45), (end, node_y - 0.4))
     ax.set_xlim(-0.8, end + 1.1)
-    ax.set_ylim(-2.9, 1.0)
+    ax.set_ylim(node_y - 1.8, 1.0)
     ax.set_aspect("equal")
     ax.axis("off")
     ax.set_title(f"A dense block of {n} layers (growth rate k = {k}), then a transition; "
