@@ -42,6 +42,12 @@ def test_every_page_is_built(book, name):
     assert (book[2] / f"{name}.html").is_file()
 
 
+@pytest.mark.parametrize("name", PAGES)
+def test_every_page_states_the_licenses(book, name):
+    markup = page(book, name)
+    assert "creativecommons.org/licenses/by/4.0" in markup and "MIT License" in markup
+
+
 # the pages with code (the intro has none: the machinery is on "Running the course")
 CODE_PAGES = [p for p in PAGES if "{code-cell}" in (ROOT / f"{p}.md").read_text()]
 

@@ -73,3 +73,18 @@ def test_a_learner_notebook_fetches_the_books_runs_of_its_own_commit(monkeypatch
     assert (f'"https://raw.githubusercontent.com/someone/fork/{commit}/runs/"') in cell
     assert repository.raw_url(commit, "runs/", "file:///srv/repo") == "/srv/repo/runs/"
     assert "runs" in repository.LIBRARY   # the pinned commit has the runs the notebook loads
+
+
+def test_the_licenses_are_stated_where_a_reuser_looks():
+    """MIT for the code, CC BY 4.0 for the text and figures: in the license files, the
+    package's metadata, the README and the book's footer (tests/test_book.py checks the
+    built pages)."""
+    import tomllib
+    assert (ROOT / "LICENSE").read_text().startswith("MIT License")
+    assert "Creative Commons Attribution 4.0 International" in (ROOT / "LICENSE-TEXT").read_text()
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["license"] == "MIT" and project["license-files"] == ["LICENSE"]
+    readme = (ROOT / "README.md").read_text()
+    assert "(LICENSE)" in readme and "(LICENSE-TEXT)" in readme
+    footer = yaml.safe_load((ROOT / "_config.yml").read_text())["html"]["extra_footer"]
+    assert "creativecommons.org/licenses/by/4.0" in footer and "MIT License" in footer
