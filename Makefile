@@ -1,4 +1,4 @@
-# The two commands of the README:
+# The two commands of the README (CONTRIBUTING.md says more):
 #   make book   set up (Python packages in .venv, Fashion-MNIST), then build the HTML book,
 #               executing every chapter
 #   make test   the same set-up, then the whole test suite (which also builds the book)

@@ -88,3 +88,15 @@ def test_the_licenses_are_stated_where_a_reuser_looks():
     assert "(LICENSE)" in readme and "(LICENSE-TEXT)" in readme
     footer = yaml.safe_load((ROOT / "_config.yml").read_text())["html"]["extra_footer"]
     assert "creativecommons.org/licenses/by/4.0" in footer and "MIT License" in footer
+
+
+def test_the_readme_links_the_published_book_and_colab():
+    """The README starts with the reader: the book's address and a chapter in Colab, for
+    the configured repository; a contributor's detail lives in CONTRIBUTING.md."""
+    readme = (ROOT / "README.md").read_text()
+    assert repository.book_url() in readme
+    assert repository.colab_url(repository.repository_url(), repository.repository_branch(),
+                                "chapters/01_vgg.ipynb") in readme
+    assert "(CONTRIBUTING.md)" in readme and (ROOT / "CONTRIBUTING.md").is_file()
+    assert readme.index("## Chapters") < readme.index("## The two commands") \
+        < readme.index("## Contributing")
