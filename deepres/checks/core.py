@@ -603,11 +603,16 @@ def _forward(module, x, mode, check=None, label=""):
     return x, (check.call(module, x, label=label) if check else module(x))
 
 
+def _scale(want):
+    """The size of ``want``'s entries (at least 1), by which a tolerance grows: float
+    rounding grows with the numbers, and another memory layout (channels_last) or
+    summation order rounds differently."""
+    return max(1.0, want.abs().max().item())
+
+
 def _close(got, want, atol):
-    """``got`` equals ``want`` up to ``atol`` times the size of ``want``'s entries (at least
-    1): float rounding grows with the numbers, and another memory layout (channels_last)
-    or summation order rounds differently."""
-    return torch.allclose(got, want, rtol=0, atol=atol * max(1.0, want.abs().max().item()))
+    """``got`` equals ``want`` up to ``atol`` times :func:`_scale` of ``want``."""
+    return torch.allclose(got, want, rtol=0, atol=atol * _scale(want))
 
 
 def compare_modules(check, make_yours, make_reference, inputs, what="the module",
@@ -649,7 +654,7 @@ def compare_modules(check, make_yours, make_reference, inputs, what="the module"
                                 f"or with .detach(), .item() or numpy?)"):
                 return
             runs[mode] = (x_ref, expected, x_yours, out, (out - expected).abs().max().item())
-        scale = {mode: max(1.0, run[1].abs().max().item()) for mode, run in runs.items()}
+        scale = {mode: _scale(run[1]) for mode, run in runs.items()}
         if runs["evaluation"][4] > atol * scale["evaluation"]:
             check.fail(f"with the reference's weights, {what}'s output differs by up to "
                        f"{runs['evaluation'][4]:.3g} on input {shape}")

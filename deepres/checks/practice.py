@@ -127,8 +127,9 @@ def replace_head(fn, seed=None):
                          f"{label} made {len(thawed)} frozen parameter tensors of the "
                          f"backbone train again ({thawed[0] if thawed else ''}...): replacing "
                          f"the head leaves the rest as it was")
-            changed = [name for name, text in _tree(got).items() if tree.get(name) != text]
-            check.expect(not changed and _tree(got).keys() == tree.keys(),
+            after = _tree(got)
+            changed = [name for name, text in after.items() if tree.get(name) != text]
+            check.expect(not changed and after.keys() == tree.keys(),
                          f"{label} changed the network outside its head "
                          f"({', '.join(changed[:2]) or 'its modules'}): only model.fc may change")
             fc = getattr(got, "fc", None)

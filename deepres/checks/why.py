@@ -128,8 +128,9 @@ def remove_blocks(fn, seed=None):
             got = check.call(fn, twice, [], label=label)
             if isinstance(got, nn.Module):
                 out = check.call(got.eval(), x, label=f"the model {label} returned")
-                if out is not CRASHED and check.tensor(out, label, model.eval()(x)) is not None:
-                    check.expect(torch.allclose(out, model.eval()(x), atol=1e-5),
+                want = model.eval()(x)
+                if out is not CRASHED and check.tensor(out, label, want) is not None:
+                    check.expect(torch.allclose(out, want, atol=1e-5),
                                  f"{label} still has block 0 removed: make a new copy at "
                                  f"every call")
 
