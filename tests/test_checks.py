@@ -3,6 +3,7 @@ message; broken learner code never crashes a checker."""
 import contextlib
 import math
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -632,6 +633,40 @@ def test_an_endless_loop_is_stopped_with_a_message(monkeypatch):
         while True:
             pass
     rejects(check.stack_params, endless, "stopped after 1 s", "never ends")
+
+
+def test_a_time_out_says_how_long_the_solution_takes_here(monkeypatch, tmp_path):
+    """The message quotes the table's time for this check, scaled to this machine."""
+    import json
+    from deepres.checks import core
+    monkeypatch.setattr(core, "TIME_LIMIT", 1)
+    monkeypatch.setattr(core, "slowness", lambda: 2.0)
+    table = tmp_path / "seconds.json"
+    monkeypatch.setattr(core, "REFERENCE_SECONDS", table)
+
+    def endless(model, x, y):
+        while True:
+            pass
+    table.write_text(json.dumps({"Exercise: per-layer gradient norms": 0.3}))
+    rejects(degradation.grad_norms, endless, "stopped after 2 s",
+            "The course's solution passes this check in about 0.6 s here.")
+    table.write_text(json.dumps({"Exercise: per-layer gradient norms": 0.01}))
+    rejects(degradation.grad_norms, endless, "in under 0.1 s here")
+    table.write_text("{}")   # a check the table lacks: the message says nothing of it
+    assert "solution passes" not in rejects(degradation.grad_norms, endless, "stopped after")
+
+
+def test_every_time_limited_check_has_its_solutions_time():
+    """tools/check_seconds.py measured every check that has a time limit (all but the
+    one that trains), and nothing else."""
+    import json
+    import re
+    from deepres.checks import core
+    sources = "".join(p.read_text() for p in Path(core.__file__).parent.glob("*.py"))
+    exercises = set(re.findall(r'"(Exercise: [^"]+)"', sources))
+    trains = {"Exercise: your block against the degradation",
+              "Exercise: your block against the degradation: stopped while "}
+    assert set(json.loads(core.REFERENCE_SECONDS.read_text())) == exercises - trains
 
 
 def test_a_time_out_leaves_nothing_behind(monkeypatch):

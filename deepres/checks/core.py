@@ -13,6 +13,7 @@ of the same exercise, adds a nudge (never the answer).
 import contextlib
 import functools
 import inspect
+import json
 import math
 import numbers
 import os
@@ -23,6 +24,7 @@ import threading
 import time
 import traceback
 from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -31,6 +33,9 @@ from torch import nn
 TIME_LIMIT = 20  # seconds a whole check may take, on the machine the course was written on
 CALIBRATION = 0.006   # seconds that machine takes for _calibration() (one thread, median)
 _slowness = []
+# seconds each check takes with a right answer, on that machine (tools/check_seconds.py)
+REFERENCE_SECONDS = Path(__file__).with_name("reference_seconds.json")
+passed_seconds = {}   # exercise -> seconds of each check that passed in this session
 
 
 def _calibration():
@@ -343,7 +348,7 @@ def run_checks(exercise, body, hint="", answer=None, kind=None, seed=None, limit
     settings = (torch.get_default_dtype(), torch.is_grad_enabled(),
                 torch.is_inference_mode_enabled(), torch.get_default_device())
     threads = set(threading.enumerate())
-    used = []
+    used, started = [], time.perf_counter()
     try:
         with stop_after(limit or None), _kept(settings, checker), \
                 _watching(_watched(library), used):
@@ -354,16 +359,16 @@ def run_checks(exercise, body, hint="", answer=None, kind=None, seed=None, limit
             f"Replace that line with your solution and run the cell again, then this one."
         ) from None
     except TimeLimit:
-        started = [t for t in threading.enumerate() if t not in threads and t.is_alive()]
+        running = [t for t in threading.enumerate() if t not in threads and t.is_alive()]
         raise CheckFailed(
             f"{exercise}: the check stopped after {limit} s - your code did not finish "
             f"(the limit is {TIME_LIMIT} s on the machine this course was written on, "
             f"times this machine's measured slowness, {slowness():.1f}). "
             f"Is there a loop that never ends, or a far too large tensor? (A loop inside "
             f"one call of compiled code, such as sum(range(10**11)), cannot be stopped "
-            f"until it returns.)"
-            + (f" {len(started)} thread(s) your code started still run: Python cannot "
-               f"stop them; restart the kernel to end them." if started else "")) from None
+            f"until it returns.)" + _reference_time(exercise)
+            + (f" {len(running)} thread(s) your code started still run: Python cannot "
+               f"stop them; restart the kernel to end them." if running else "")) from None
     except SystemExit:   # from the learner's code that the check called directly
         checker.fail(EXITED.format(label="your answer"))
     except Exception as error:  # what the learner's code returned broke the comparison
@@ -372,6 +377,19 @@ def run_checks(exercise, body, hint="", answer=None, kind=None, seed=None, limit
     if used:
         checker.fail(_uses(used[0]), first=True)
     checker.report()
+    if limit:   # a check that trains has no limit, and no reference time to quote
+        passed_seconds.setdefault(exercise, []).append(time.perf_counter() - started)
+
+
+def _reference_time(exercise):
+    """How long the course's solution takes for this check here: its time on the machine
+    the course was written on, times this machine's slowness ("" if not measured)."""
+    try:
+        seconds = json.loads(REFERENCE_SECONDS.read_text())[exercise] * slowness()
+    except (OSError, ValueError, KeyError):
+        return ""
+    return (f" The course's solution passes this check in "
+            f"{'under 0.1' if seconds < 0.1 else f'about {seconds:.1f}'} s here.")
 
 
 _RUN_CHECKS = run_checks.__code__   # where a check's own frames begin, below the learner's cell
