@@ -1,38 +1,40 @@
 """Before the chapters run, train every run they will ask for, on every core.
 
-A chapter's notebook trains its runs one after the other in one kernel. On a CPU,
-the laptop-size networks use two cores poorly, so the build first runs
-``python -m deepres.run --chapter 1 ... 7 --jobs auto``: one process of one thread per
-core, each training whole runs into the run cache (see ``deepres/run.py``). The
-chapters then load them. The numbers are those of one thread per run, on any number of
-cores. The chapters' kernels train what they train themselves (chapter 8's transfer
-runs, the exercises) on one thread too (``DEEPRES_THREADS=1``). On a GPU, the same
-command trains the runs in one process, as the chapters would.
+The build first runs ``python -m deepres.run --chapter 1 ... 8 --jobs auto`` (one process
+of one thread per core, each training whole runs into the run cache; see
+``deepres/run.py``); the chapters then load them. Every CPU run of the book trains on one
+thread (``DEEPRES_THREADS=1``, which the chapters' kernels inherit), so the book's numbers
+are those of any machine. What was trained goes to ``_build/reports/jobs.json`` (the
+Performance page shows it), the processes' logs beside it.
 
-Nothing is done when the build does not execute the notebooks, or with
-``DEEPRES_PREFILL=0``. If it fails, the build says so (a warning) and the chapters
-train what is missing themselves.
+Nothing is trained when the build does not execute the notebooks, or with
+``DEEPRES_PREFILL=0``. If it fails, the build says so (a warning) and the chapters train
+what is missing themselves.
 """
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from sphinx.util import logging
 
-from deepres.run import CHAPTERS   # the chapters that train
-from deepres.training import THREADS_ENV
+from deepres.cpu import THREADS_ENV
+from deepres.experiments import CHAPTERS
 
 logger = logging.getLogger(__name__)
+REPORTS_ENV = "DEEPRES_REPORTS"   # where the build's measurements go; the pages read them
 
 
 def prefill(app):
-    # Every CPU run of the book trains on one thread, here and in the chapters' kernels
-    # (which inherit this): the book's numbers are then those of any machine.
     os.environ.setdefault(THREADS_ENV, "1")
+    reports = Path(app.outdir).parent / "reports"
+    reports.mkdir(parents=True, exist_ok=True)
+    os.environ[REPORTS_ENV] = str(reports)
+    (reports / "jobs.json").unlink(missing_ok=True)   # this build's, or none
     if app.config.nb_execution_mode == "off" or os.environ.get("DEEPRES_PREFILL") == "0":
         return
     command = [sys.executable, "-m", "deepres.run", "--chapter", *map(str, CHAPTERS),
-               "--jobs", "auto"]
+               "--jobs", "auto", "--reports", str(reports)]
     print("training the chapters' runs first: " + " ".join(command[1:]), flush=True)
     result = subprocess.run(command, cwd=app.srcdir, stdin=subprocess.DEVNULL)
     if result.returncode:

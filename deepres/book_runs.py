@@ -23,8 +23,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from . import runcache, training
+from .specs import plan_specs
 from .budget import BOOK_BUDGET
-from .experiments import CHAPTERS, chapter_runs
+from .experiments import CHAPTERS, chapter_specs
 
 SOURCE_ENV = "DEEPRES_BOOK_RUNS"   # the book's runs: a folder or a URL ending in runs/
 INDEX = "index.json"
@@ -35,40 +36,43 @@ class BookRunsUnavailable(RuntimeError):
 
 
 @contextmanager
-def _empty_cache():
-    """A run cache of nothing and no committed runs, for as long as the block runs."""
+def _only(cache):
+    """Runs looked up in ``cache`` alone (no committed runs), for as long as the block runs."""
     saved = {k: os.environ.get(k) for k in (runcache.CACHE_ENV, runcache.STORE_ENV)}
-    with tempfile.TemporaryDirectory() as folder:
-        os.environ[runcache.CACHE_ENV] = folder
-        os.environ[runcache.STORE_ENV] = ""
-        try:
-            yield
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+    os.environ[runcache.CACHE_ENV], os.environ[runcache.STORE_ENV] = str(cache), ""
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def chapter_keys(chapter, budget, device):
     """This machine's cache keys of the chapter's runs, in the order the chapter asks for
-    them. Nothing is trained: every run is asked for in an empty cache, and noted."""
+    them; None for a run whose source is not stored yet (its key holds the source's
+    trained weights). Nothing is trained."""
     return [key for key, _ in _noted(chapter, budget, device)]
 
 
 def _noted(chapter, budget, device):
-    """[(key, configuration)] of the chapter's runs, in order (``chapter_keys``)."""
-    with _empty_cache(), training.keys_only() as noted:
-        chapter_runs(chapter, budget, device)
-    return noted
+    """[(key, seed)] of the chapter's runs, in order (``chapter_keys``)."""
+    specs = chapter_specs(chapter, budget)
+    planned = plan_specs(specs, device)
+    return [(planned[label][0], spec.options["seed"]) for label, spec in specs.items()]
 
 
 def _without_weights(source, into):
-    """Copy the run at ``source`` to ``into`` with its history but not its final weights."""
+    """Copy the run at ``source`` to ``into`` with its history but not its final weights
+    (a file that has none already is copied as it is)."""
     import torch
     stored = torch.load(source, weights_only=True)
-    runcache.save(dict(stored, state_dict=None), into)
+    if stored["state_dict"] is None:
+        shutil.copyfile(source, into)
+    else:
+        runcache.save(dict(stored, state_dict=None), into)
 
 
 def commit(cache, store, budget, device, chapters=CHAPTERS):
@@ -85,9 +89,10 @@ def commit(cache, store, budget, device, chapters=CHAPTERS):
     trained = {p.stem: p for p in cache.glob("*.pt") if "." not in p.stem}
     listed, weightless = {}, set()
     for chapter in chapters:
-        noted = _noted(chapter, budget, device)
+        with _only(cache):   # a source's trained weights come from the cache
+            noted = _noted(chapter, budget, device)
         keys = [key for key, _ in noted]
-        weightless |= {key for key, config in noted if config["seed"] != budget.seeds[0]}
+        weightless |= {key for key, seed in noted if seed != budget.seeds[0]}
         missing = [k for k in keys if k not in trained]
         if missing:
             raise BookRunsUnavailable(f"chapter {chapter}: {len(missing)} of its {len(keys)} "
@@ -143,7 +148,6 @@ def use(chapter, budget, device, source=None):
     machine's keys, so that the chapter loads them instead of training; returns how many
     runs were added. ``source``: the book's ``runs/`` folder or URL (default:
     ``$DEEPRES_BOOK_RUNS``, which a learner notebook sets to the repository's)."""
-    import torch
     if budget.name != BOOK_BUDGET:
         raise BookRunsUnavailable(
             f"the book's runs are those of the {BOOK_BUDGET!r} budget, and this chapter runs "
@@ -154,31 +158,43 @@ def use(chapter, budget, device, source=None):
         raise BookRunsUnavailable(
             f"where are the book's runs? Set ${SOURCE_ENV} to the repository's runs/ folder "
             f"or its URL.")
-    keys = chapter_keys(chapter, budget, device)
-    wanted = [i for i, k in enumerate(keys) if runcache.find(k, "book run") is None]
-    if not wanted:
-        return 0
-    index = read_index(source)
-    book = index["chapters"].get(chapter, {}).get("keys", [])
-    if index["numerics"] != runcache.NUMERICS_VERSION or len(book) != len(keys):
-        raise BookRunsUnavailable(
-            "the book's runs were made by another version of the course library than the "
-            "one installed here (the learner notebook installs the book's own: restart "
-            "the runtime and run the notebook from the top), or set BOOK_RUNS = False.")
-    runcache.cache_dir().mkdir(parents=True, exist_ok=True)
-    for i in wanted:
-        part = runcache.cache_dir() / f"book-{book[i]}.part"
-        _fetch(str(source), f"{book[i]}.pt", part)
-        try:
-            run = torch.load(part, weights_only=True)
-        except Exception as error:
-            raise BookRunsUnavailable(f"the book's run {book[i]} from {source} could not be "
-                                      f"read ({type(error).__name__}); run the cell again to "
-                                      f"fetch it anew.") from None
-        finally:
-            part.unlink(missing_ok=True)
-        runcache.save(run, runcache.cache_dir() / f"{keys[i]}.pt")
-    return len(wanted)
+    index = None
+    added = 0
+    while True:   # twice where runs start from a source: its copy gives their keys
+        keys = chapter_keys(chapter, budget, device)
+        wanted = [i for i, k in enumerate(keys) if k is not None and not runcache.stored(k)]
+        if not wanted:
+            break
+        if index is None:
+            index = read_index(source)
+            book = index["chapters"].get(chapter, {}).get("keys", [])
+            if index["numerics"] != runcache.NUMERICS_VERSION or len(book) != len(keys):
+                raise BookRunsUnavailable(
+                    "the book's runs were made by another version of the course library "
+                    "than the one installed here (the learner notebook installs the book's "
+                    "own: restart the runtime and run the notebook from the top), or set "
+                    "BOOK_RUNS = False.")
+        runcache.cache_dir().mkdir(parents=True, exist_ok=True)
+        for i in wanted:
+            _copy(source, book[i], keys[i])
+        added += len(wanted)
+    return added
+
+
+def _copy(source, book_key, key):
+    """The book's run ``book_key`` from ``source`` into this machine's cache as ``key``."""
+    import torch
+    part = runcache.cache_dir() / f"book-{book_key}.part"
+    _fetch(str(source), f"{book_key}.pt", part)
+    try:
+        run = torch.load(part, weights_only=True)
+    except Exception as error:
+        raise BookRunsUnavailable(f"the book's run {book_key} from {source} could not be "
+                                  f"read ({type(error).__name__}); run the cell again to "
+                                  f"fetch it anew.") from None
+    finally:
+        part.unlink(missing_ok=True)
+    runcache.save(run, runcache.cache_dir() / f"{key}.pt")
 
 
 if __name__ == "__main__":   # make runs: python -m deepres.book_runs CACHE STORE

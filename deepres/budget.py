@@ -19,9 +19,9 @@ from dataclasses import dataclass, replace
 import torch
 
 from . import cpu
+from .cpu import THREADS_ENV
 
 ENV_VAR = "DEEPRES_BUDGET"
-THREADS_ENV = "DEEPRES_THREADS"   # CPU threads of every computation (the book's build: 1)
 BOOK_BUDGET = "laptop"   # the budget the book's build trains its runs with (on a CPU)
 
 

@@ -20,6 +20,7 @@ import platform
 
 PINS = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_CBWR": "COMPATIBLE"}
 NATIVE_ENV = "DEEPRES_NATIVE_CPU"
+THREADS_ENV = "DEEPRES_THREADS"   # CPU threads of every computation (the book's build: 1)
 
 
 def pin():

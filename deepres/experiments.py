@@ -1,10 +1,11 @@
-"""The networks each chapter trains, in one place, so that a chapter and the command
-line (``python -m deepres.run --chapter N``) train, or load from the run cache, exactly
-the same runs.
+"""The runs each chapter trains, as data: ``chapter_specs(chapter, budget)`` lists them
+(:class:`~deepres.training.RunSpec`), and the page, the command line, the book's runs and
+the GPU estimate all read that list, so they train, load or count the same runs.
 
-Chapters 2 and 3 share He et al.'s CIFAR experiment (section 4.2): ``cifar_run``.
+Chapters 2 and 3 share He et al.'s CIFAR experiment (section 4.2): ``cifar_spec``.
 Chapters 1, 4, 5 and 6 each compare a few networks: ``*_networks(budget, data)`` gives
-them by name, and ``train_networks`` trains each for every seed of the budget.
+them by name, and ``network_specs`` makes a run of each for every seed of the budget.
+Chapter 8's transfer runs start from its source network's trained weights.
 """
 from dataclasses import replace
 
@@ -13,9 +14,10 @@ from torch import nn
 from .data import load
 from .models import VGG, PreActBlock, densenet_bc_cifar
 from .models.cifar import plain, resnet_cifar
-from .training import train
+from .specs import RunSpec, train_specs
+from .transfer import class_subset, transfer_variants
 
-CHAPTERS = range(1, 8)  # the chapters that train runs of their own (chapter 8 trains in its page)
+CHAPTERS = range(1, 9)  # the chapters whose pages train runs
 
 
 def cifar_data(budget):
@@ -24,8 +26,8 @@ def cifar_data(budget):
                 image_size=budget.resnet_image_size or None)
 
 
-def cifar_run(kind, depth, seed, data, budget, device, block=None):
-    """Train a plain or residual ("resnet") network of the given depth with the paper's
+def cifar_spec(kind, depth, seed, data, budget, block=None):
+    """A plain or residual ("resnet") network of the given depth, trained with the paper's
     recipe: SGD, momentum 0.9, weight decay 1e-4, batch 128, learning rate 0.1 divided
     by 10 at 50% and 75% of the steps (32k and 48k of 64k iterations in the paper).
     ``block(c_in, c_out, stride)``, for example your own block class, builds a residual
@@ -42,9 +44,14 @@ def cifar_run(kind, depth, seed, data, budget, device, block=None):
     def make_model():
         return build(depth, widths=budget.resnet_widths, in_channels=data.shape[0], **options)
 
-    return train(make_model, data, steps=budget.steps, batch_size=budget.batch_size,
-                 lr=0.1, momentum=0.9, weight_decay=1e-4, eval_every=budget.eval_every,
-                 seed=seed, device=device, name=f"{name}, seed {seed}")
+    return RunSpec(make_model, data, dict(
+        steps=budget.steps, batch_size=budget.batch_size, lr=0.1, momentum=0.9,
+        weight_decay=1e-4, eval_every=budget.eval_every, seed=seed, name=f"{name}, seed {seed}"))
+
+
+def cifar_run(kind, depth, seed, data, budget, device, block=None):
+    """Train (or load) the run of :func:`cifar_spec`."""
+    return train_specs({0: cifar_spec(kind, depth, seed, data, budget, block)}, device)[0]
 
 
 def vgg_data(budget):
@@ -149,43 +156,102 @@ def race_networks(budget, data):
     }
 
 
-def train_networks(networks, data, budget, device, lr=0.1, weight_decay=1e-4, seeds=None):
-    """Train each network for every seed of the budget, or of ``seeds`` (SGD, momentum
-    0.9, He et al.'s step schedule); returns {(name, seed): Run}."""
-    return {(name, seed): train(make, data, steps=budget.steps,
-                                batch_size=budget.batch_size, lr=lr,
-                                weight_decay=weight_decay, eval_every=budget.eval_every,
-                                seed=seed, device=device, name=f"{name}, seed {seed}")
+def network_specs(networks, data, budget, lr=0.1, weight_decay=1e-4, seeds=None):
+    """A run of each network for every seed of the budget, or of ``seeds`` (SGD, momentum
+    0.9, He et al.'s step schedule): {(name, seed): RunSpec}."""
+    return {(name, seed): RunSpec(make, data, dict(
+                steps=budget.steps, batch_size=budget.batch_size, lr=lr,
+                weight_decay=weight_decay, eval_every=budget.eval_every, seed=seed,
+                name=f"{name}, seed {seed}"))
             for seed in (seeds or budget.seeds) for name, make in networks.items()}
 
 
-def chapter_runs(chapter, budget, device):
-    """Every training run of a chapter's page (not the runs of your own exercise code),
-    trained or loaded from the run cache: {key: Run}, with the keys the page uses."""
+def train_networks(networks, data, budget, device, lr=0.1, weight_decay=1e-4, seeds=None):
+    """Train (or load) the runs of :func:`network_specs`: {(name, seed): Run}."""
+    return train_specs(network_specs(networks, data, budget, lr, weight_decay, seeds), device)
+
+
+TRANSFER_LRS = (0.1, 0.01)   # chapter 8: every variant at both, compared at the same one
+SOURCE_CLASSES, TARGET_CLASSES = [0, 1, 2, 3, 4], [5, 6, 7, 8, 9]
+
+
+def transfer_source(budget, data):
+    """Chapter 8's source network: a ResNet-20 of the budget's widths trained on the first
+    five classes, all their images, with the budget's recipe (learning rate 0.1)."""
+    def small_resnet():
+        return resnet_cifar(20, widths=budget.resnet_widths, in_channels=data.shape[0],
+                            num_classes=len(SOURCE_CLASSES))
+
+    return RunSpec(small_resnet, class_subset(data, SOURCE_CLASSES), dict(
+        steps=budget.steps, batch_size=budget.batch_size, lr=0.1,
+        eval_every=budget.eval_every, seed=0, name="source task"))
+
+
+EARLY = ["conv", "bn"] + [f"blocks.{i}" for i in range((20 - 2) // 6)]   # stem + stage 1
+
+
+def transfer_specs(source, data, budget, per_class, seeds, lrs=TRANSFER_LRS):
+    """Chapter 8's four ways onto the target task (the last five classes, ``per_class``
+    labels a class), each from ``source``'s trained network (``transfer_variants``), at
+    each learning rate, for each seed, a quarter of the budget's steps:
+    {(variant, lr, seed): RunSpec}."""
+    specs = {}
+    for seed in seeds:
+        target = class_subset(data, TARGET_CLASSES, per_class=per_class, seed=seed)
+        for name in ("from scratch", "linear probe", "fine-tune all",
+                     "fine-tune, early layers frozen"):
+            def make(pretrained, name=name):
+                return transfer_variants(pretrained, len(TARGET_CLASSES), EARLY)[name]()
+            for lr in lrs:
+                specs[name, lr, seed] = RunSpec(make, target, dict(
+                    steps=budget.steps // 4, batch_size=budget.batch_size, lr=lr,
+                    eval_every=budget.steps // 4, seed=seed,
+                    name=f"{name}, lr {lr}, {per_class} a class, seed {seed}",
+                    progress=False), source=source)
+    return specs
+
+
+def transfer_labels(data):
+    """Labels a class of chapter 8's experiment: 100, or fewer where the budget's
+    training set has fewer (the smoke budget)."""
+    return min(100, min(int((data.y_train == c).sum()) for c in TARGET_CLASSES))
+
+
+def chapter_specs(chapter, budget, data=None):
+    """Every training run of a chapter's page (not the runs of your own exercise code):
+    {label: RunSpec}, labelled as the page labels them. ``data``: the chapter's dataset
+    (default: loaded; anything with its ``shape`` and ``classes`` will do for counting)."""
+    if chapter not in CHAPTERS:
+        raise ValueError(f"chapter must be one of 1 to 8 (the chapters that train), "
+                         f"not {chapter!r}")
+    if data is None:
+        data = vgg_data(budget) if chapter == 1 else cifar_data(budget)
     if chapter == 1:
-        data = vgg_data(budget)
-        return train_networks(vgg_networks(budget, data), data, budget, device,
-                              lr=0.05, weight_decay=5e-4)
+        return network_specs(vgg_networks(budget, data), data, budget, lr=0.05,
+                             weight_decay=5e-4)
     if chapter in (2, 3):
-        data = cifar_data(budget)
         kinds = ("plain",) if chapter == 2 else ("plain", "resnet")
-        return {(kind, depth, seed): cifar_run(kind, depth, seed, data, budget, device)
+        return {(kind, depth, seed): cifar_spec(kind, depth, seed, data, budget)
                 for seed in budget.seeds for kind in kinds for depth in (20, 56)}
     if chapter == 7:
-        data = cifar_data(budget)
-        runs = {("plain", 56, budget.seeds[0]): cifar_run("plain", 56, budget.seeds[0],
-                                                          data, budget, device)}
-        runs.update({("resnet", 56, seed): cifar_run("resnet", 56, seed, data, budget, device)
-                     for seed in budget.seeds})
-        runs.update({("pre-act", 56, seed): cifar_run("resnet", 56, seed, data, budget,
-                                                      device, block=PreActBlock)
-                     for seed in budget.seeds})
-        runs.update(train_networks(race_networks(budget, data), data, race_budget(budget),
-                                   device, seeds=RACE_SEEDS))
-        return runs
+        seed0 = budget.seeds[0]
+        specs = {("plain", 56, seed0): cifar_spec("plain", 56, seed0, data, budget)}
+        specs.update({("resnet", 56, seed): cifar_spec("resnet", 56, seed, data, budget)
+                      for seed in budget.seeds})
+        specs.update({("pre-act", 56, seed): cifar_spec("resnet", 56, seed, data, budget,
+                                                        block=PreActBlock)
+                      for seed in budget.seeds})
+        specs.update(network_specs(race_networks(budget, data), data, race_budget(budget),
+                                   seeds=RACE_SEEDS))
+        return specs
+    if chapter == 8:
+        source = transfer_source(budget, data)
+        return {"source": source, **transfer_specs(source, data, budget,
+                                                   transfer_labels(data), budget.seeds)}
     networks = {4: bottleneck_networks, 5: resnext_networks, 6: densenet_networks}
-    if chapter not in networks:
-        raise ValueError(f"chapter must be one of 1 to 7 (the chapters that train), "
-                         f"not {chapter!r}")
-    data = cifar_data(budget)
-    return train_networks(networks[chapter](budget, data), data, budget, device)
+    return network_specs(networks[chapter](budget, data), data, budget)
+
+
+def chapter_runs(chapter, budget, device):
+    """Train (or load) every run of :func:`chapter_specs`: {label: Run}."""
+    return train_specs(chapter_specs(chapter, budget), device)

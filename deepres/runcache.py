@@ -111,6 +111,13 @@ def _hash_code(code, h):
             h.update(repr(const).encode())
 
 
+def stored(key):
+    """Whether the run ``key`` is in the run cache or among the committed runs."""
+    store = store_dir()
+    return (cache_dir() / f"{key}.pt").is_file() or (
+        store is not None and (store / f"{key}.pt").is_file())
+
+
 def find(key, name):
     """The finished run ``key`` from the run cache or the committed runs, or None."""
     found = load(cache_dir() / f"{key}.pt", name)

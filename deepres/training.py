@@ -14,7 +14,6 @@ Under ``torchrun`` the model is wrapped in DistributedDataParallel (BatchNorm
 synchronised on GPUs; a CPU run with BatchNorm is refused): every process draws the same
 global batch and trains on its share; process 0 alone reads and writes the cache.
 """
-import contextlib
 import copy
 import math
 import os
@@ -27,22 +26,13 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from .budget import THREADS_ENV  # CPU threads a run trains on (default: torch's own)
-from .cpu import flush_denormal as flushing, kernels, num_threads
+from .cpu import THREADS_ENV, flush_denormal as flushing, kernels, num_threads
 from .data import batches
 from .runcache import CACHE_ENV, cache_dir, clear_cache, find, load, run_key, save  # noqa: F401
 from .timing import duration, timed
 
 TRAIN_EVAL_SIZE = 5000  # training images evaluated (in eval mode) at each evaluation
 CHECKPOINT_SECONDS = 60  # a running run saves its state at least this often
-
-# Set by ``deepres.run`` to share runs out between processes: ``claim(key, estimate, config)``
-# is asked about each run that is not in the cache (``key``: its cache key; ``estimate()``
-# gives its estimated seconds; ``config``: what the key holds) and says whether this
-# process trains it. ``train``
-# returns None for a run it does not claim. None: every run is trained.
-claim = None
-
 
 @dataclass
 class Run:
@@ -158,27 +148,9 @@ def learning_rate(step, steps, lr, warmup=0):
     return lr * (0.1 ** ((step >= steps // 2) + (step >= 3 * steps // 4)))
 
 
-@contextlib.contextmanager
-def keys_only():
-    """Inside the block, ``train`` trains nothing: it notes each run that is not stored, as
-    (key, configuration), in the list this yields, and returns None for it."""
-    global claim
-    noted = []
-
-    def note(key, estimate, config):
-        noted.append((key, config))
-        return False   # declined: not trained
-
-    claim = note
-    try:
-        yield noted
-    finally:
-        claim = None
-
-
 def cpu_threads(threads=None):
-    """The CPU threads a run trains on: ``threads``, else ``$DEEPRES_THREADS`` (the book's
-    build sets 1: see _ext/prefill.py), else PyTorch's current count."""
+    """The CPU threads a run trains on: ``threads``, else ``$DEEPRES_THREADS`` (1 where
+    the numbers must be those of any machine), else PyTorch's current count."""
     return threads or int(os.environ.get(THREADS_ENV) or 0) or torch.get_num_threads()
 
 
@@ -196,18 +168,24 @@ def train(make_model, data, *, steps, batch_size=128, lr=0.1, momentum=0.9,
     are part of its key.
     """
     device = torch.device(device)
-    on_cpu = device.type == "cpu"
-    threads = cpu_threads(threads) if on_cpu else None
+    threads = cpu_threads(threads) if device.type == "cpu" else None
     with num_threads(threads), flushing(flush_denormal):
-        config = dict(steps=steps, batch_size=batch_size, lr=lr, momentum=momentum,
-                      weight_decay=weight_decay, warmup=warmup, eval_every=eval_every,
-                      seed=seed, device=device.type, data=data.spec, augment=data.augment,
-                      torch=torch.__version__)
-        if on_cpu:   # the kernels, the threads and denormals decide the last bits
-            config.update(cpu_kernels=kernels(), threads=threads,
-                          flush_denormal=flush_denormal)
+        config = _config(data, device, threads, flush_denormal, steps=steps,
+                         batch_size=batch_size, lr=lr, momentum=momentum,
+                         weight_decay=weight_decay, warmup=warmup, eval_every=eval_every,
+                         seed=seed)
         return _train(make_model, data, config, device=device, name=name,
                       use_cache=use_cache, progress=progress)
+
+
+def _config(data, device, threads, flush_denormal, **recipe):
+    """What a run's key holds besides its model: the recipe, the data, the device, the
+    torch version and, on a CPU, what decides the last bits."""
+    config = dict(recipe, device=device.type, data=data.spec, augment=data.augment,
+                  torch=torch.__version__)
+    if device.type == "cpu":   # the kernels, the threads and denormals decide the last bits
+        config.update(cpu_kernels=kernels(), threads=threads, flush_denormal=flush_denormal)
+    return config
 
 
 def _train(make_model, data, config, *, device, name, use_cache, progress):
@@ -233,10 +211,6 @@ def _train(make_model, data, config, *, device, name, use_cache, progress):
         if rank == 0:   # (not flushed: a check cell that loads a run shows one output)
             print(_summary(run))
         return run
-    if claim is not None and not claim(key, lambda: estimate_seconds(
-            model, data, steps=config["steps"], batch_size=config["batch_size"],
-            eval_every=config["eval_every"], device=device), config):
-        return None
     return _fit(model, data, config, key, device=device, name=name, use_cache=use_cache,
                 progress=progress)
 

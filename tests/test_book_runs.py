@@ -11,7 +11,7 @@ import torch
 from deepres import book_runs, runcache
 from deepres.budget import PROFILES
 from deepres.experiments import CHAPTERS, chapter_runs
-from deepres.run import plan
+from deepres.planning import plan
 from helpers import colab_runtime_available, execute
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,7 +53,7 @@ def test_the_build_finds_the_committed_runs(committed, tmp_path, monkeypatch):
     monkeypatch.setenv("DEEPRES_THREADS", "1")   # this machine's keys are the book's
     monkeypatch.setenv(runcache.CACHE_ENV, str(tmp_path / "empty-cache"))
     monkeypatch.setenv(runcache.STORE_ENV, str(folder))
-    assert plan([2], SMOKE, CPU) == {}                  # nothing to train
+    assert plan([2], SMOKE, CPU)[0] == {}               # nothing to train
     for key, run in chapter_runs(2, SMOKE, CPU).items():
         assert run.cached and run.history == runs[key].history
         assert (run.model is None) == (key[-1] != SMOKE.seeds[0])   # (kind, depth, seed)
@@ -67,9 +67,9 @@ def test_another_machine_loads_the_books_runs_instead_of_training(committed, tmp
     monkeypatch.setenv("DEEPRES_THREADS", "2")
     monkeypatch.setenv(runcache.CACHE_ENV, str(tmp_path / "learner-cache"))
     monkeypatch.setattr(book_runs, "BOOK_BUDGET", "smoke")
-    assert len(plan([2], SMOKE, CPU)) == len(runs)     # nothing of the book's is here
+    assert len(plan([2], SMOKE, CPU)[0]) == len(runs)  # nothing of the book's is here
     assert book_runs.use(2, SMOKE, CPU, source=str(folder)) == len(runs)
-    assert plan([2], SMOKE, CPU) == {}                  # nothing left to train
+    assert plan([2], SMOKE, CPU)[0] == {}               # nothing left to train
     loaded = chapter_runs(2, SMOKE, CPU)
     for key, run in runs.items():
         assert loaded[key].cached and loaded[key].history == run.history
@@ -104,9 +104,9 @@ def test_the_books_runs_are_refused_with_a_reason(committed, tmp_path, monkeypat
 
 
 def test_the_committed_runs_are_this_numerics_versions_and_small():
-    """runs/ holds every run of chapters 1-7 that runs/index.json lists, of the current
+    """runs/ holds every run of chapters 1-8 that runs/index.json lists, of the current
     numerics version, and nothing else but the runs the chapters' own cells train
-    (chapter 8, the exercises' solutions): under 40 MB."""
+    (the exercises' solutions): under 40 MB."""
     index = book_runs.read_index(ROOT / "runs")
     assert index["numerics"] == runcache.NUMERICS_VERSION, (
         "the committed runs are of another numerics version: run `make runs`")
@@ -115,6 +115,37 @@ def test_the_committed_runs_are_this_numerics_versions_and_small():
     for chapter, entry in index["chapters"].items():
         assert set(entry["keys"]) <= set(files), f"chapter {chapter}: runs missing"
     assert len(files) == index["runs"] and sum(files.values()) == index["bytes"] < MAX_BYTES
+
+
+def test_runs_that_start_from_a_source_come_in_a_second_round(tmp_path, monkeypatch):
+    """Chapter 8's transfer runs start from the source network's trained weights, so their
+    keys exist only once the source is stored: the planner counts them as waiting, the
+    book's runs copy the source first and then them, and a learner's chapter 8 then
+    loads all of them."""
+    from deepres.experiments import chapter_specs
+    from deepres.specs import plan_specs
+    monkeypatch.setenv("DEEPRES_THREADS", "1")
+    monkeypatch.setenv(runcache.CACHE_ENV, str(tmp_path / "book-cache"))
+    monkeypatch.setenv(runcache.STORE_ENV, "")
+    specs = chapter_specs(8, SMOKE)
+    planned = plan_specs(specs, CPU)
+    assert planned["source"][0] is not None
+    assert all(planned[label][0] is None for label in specs if label != "source")
+    todo, waiting, total = plan([8], SMOKE, CPU)
+    assert len(todo) == 1 and len(waiting) == total - 1 == 16
+    runs = chapter_runs(8, SMOKE, CPU)
+    assert plan([8], SMOKE, CPU)[:2] == ({}, [])
+    assert [k for k, _ in plan_specs(specs, CPU).values()] == [r.key for r in runs.values()]
+    book_runs.commit(tmp_path / "book-cache", tmp_path / "runs", SMOKE, CPU, chapters=[8])
+    # another machine: two threads, other keys; the variants' keys follow the source's copy
+    monkeypatch.setenv("DEEPRES_THREADS", "2")
+    monkeypatch.setenv(runcache.CACHE_ENV, str(tmp_path / "learner-cache"))
+    monkeypatch.setattr(book_runs, "BOOK_BUDGET", "smoke")
+    assert book_runs.use(8, SMOKE, CPU, source=str(tmp_path / "runs")) == len(runs)
+    assert plan([8], SMOKE, CPU)[:2] == ({}, [])
+    loaded = chapter_runs(8, SMOKE, CPU)
+    for label, run in runs.items():
+        assert loaded[label].cached and loaded[label].history == run.history, label
 
 
 @pytest.mark.skipif(colab_runtime_available(), reason="tests/test_colab.py loads the book's "

@@ -155,12 +155,14 @@ def test_the_command_line_refuses_an_unknown_chapter_or_budget(cache):
 
 
 def test_every_chapter_that_trains_is_known_to_the_command_line():
-    with pytest.raises(ValueError, match="1 to 7"):
-        chapter_runs(8, get_budget("smoke", verbose=False), "cpu")
+    from deepres.experiments import CHAPTERS, chapter_specs
+    assert list(CHAPTERS) == list(range(1, 9))
+    with pytest.raises(ValueError, match="1 to 8"):
+        chapter_specs(9, get_budget("smoke", verbose=False))
 
 
 def test_share_out_gives_the_longest_runs_first_to_the_least_loaded_process():
-    from deepres.run import share_out
+    from deepres.planning import share_out
     todo = {"a": 5.0, "b": 4.0, "c": 3.0, "d": 3.0, "e": 1.0}
     shares = share_out(todo, 2)
     assert sorted(k for s in shares for k in s) == sorted(todo)   # each run once
@@ -175,18 +177,20 @@ def test_jobs_share_the_runs_out_and_give_the_numbers_of_one_process(tmp_path):
     out = {}
     for jobs in ("2", "1"):
         cache = tmp_path / f"jobs{jobs}"
+        reports = tmp_path / f"reports{jobs}"
         result = subprocess.run(
             [sys.executable, "-m", "deepres.run", "--chapter", "2", "3", "--budget", "smoke",
-             "--jobs", jobs], capture_output=True, text=True, timeout=600,
-            env=env_with_cache(cache), cwd=ROOT)
+             "--jobs", jobs, "--reports", str(reports)], capture_output=True, text=True,
+            timeout=600, env=env_with_cache(cache), cwd=ROOT)
         assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
         assert f"8 runs to train into {cache}: about" in result.stdout
         assert f"steps' work of the laptop ResNet-56 on one thread" in result.stdout
         assert f"in {jobs} process(es) of one thread each" in result.stdout
-        report = json.loads((cache / "prefill.json").read_text())
+        report = json.loads((reports / "jobs.json").read_text())
         assert report["runs"] == 8 and report["work"] > 0 and report["unit_ms"] > 0
         assert "chapter 3: 8 runs in the cache, 0 trained now" in result.stdout
-        assert len(list(cache.glob("prefill-*.log"))) == int(jobs)
+        assert len(list(reports.glob("jobs-*.log"))) == int(jobs)
+        assert not list(cache.glob("*.log")) and not list(cache.glob("*.json"))   # runs only
         out[jobs] = {p.name: torch.load(p, weights_only=True) for p in cache.glob("*.pt")}
     assert len(out["2"]) == 8 and out["2"].keys() == out["1"].keys()
     for name, stored in out["2"].items():
@@ -198,15 +202,29 @@ def test_jobs_share_the_runs_out_and_give_the_numbers_of_one_process(tmp_path):
     assert "chapters 3: every run is in" in again.stdout
 
 
+def test_jobs_train_runs_that_start_from_a_source_in_a_second_round(tmp_path):
+    """Chapter 8: the source network first, then, once it is stored and so their keys are
+    known, its 16 transfer runs; the chapter then loads all 17."""
+    cache = tmp_path / "cache"
+    result = subprocess.run(
+        [sys.executable, "-m", "deepres.run", "--chapter", "8", "--budget", "smoke",
+         "--jobs", "2"], capture_output=True, text=True, timeout=600,
+        env=env_with_cache(cache), cwd=ROOT)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    assert f"1 runs to train into {cache}" in result.stdout
+    assert f"16 runs to train into {cache}" in result.stdout
+    assert "chapter 8: 17 runs in the cache, 0 trained now" in result.stdout
+
+
 def test_the_command_line_refuses_a_wrong_number_of_jobs(cache):
     for jobs in ("0", "two", "-1"):
         result = subprocess.run(
             [sys.executable, "-m", "deepres.run", "--chapter", "2", "--jobs", jobs],
             capture_output=True, text=True, env=env_with_cache(cache), cwd=ROOT)
-        assert result.returncode == 2 and "--jobs must be" in result.stderr, jobs
+        assert result.returncode == 2 and "must be a number of processes" in result.stderr, jobs
 
 
-def test_the_book_build_trains_first_unless_it_executes_nothing(monkeypatch):
+def test_the_book_build_trains_first_unless_it_executes_nothing(monkeypatch, tmp_path):
     import importlib.util
     from types import SimpleNamespace
     spec = importlib.util.spec_from_file_location("prefill", ROOT / "_ext" / "prefill.py")
@@ -222,15 +240,21 @@ def test_the_book_build_trains_first_unless_it_executes_nothing(monkeypatch):
     monkeypatch.setenv(train_module.THREADS_ENV, "unset by the test")
     monkeypatch.delenv(train_module.THREADS_ENV)
 
+    monkeypatch.setenv(prefill.REPORTS_ENV, "unset by the test")
+    monkeypatch.delenv(prefill.REPORTS_ENV)
+
     def app(mode):
-        return SimpleNamespace(config=SimpleNamespace(nb_execution_mode=mode), srcdir=ROOT)
+        return SimpleNamespace(config=SimpleNamespace(nb_execution_mode=mode), srcdir=ROOT,
+                               outdir=str(tmp_path / "_build" / "html"))
 
     prefill.prefill(app("off"))
     assert calls == []
     assert os.environ[train_module.THREADS_ENV] == "1"   # the kernels train on one thread
     prefill.prefill(app("force"))
-    assert calls[-1][1:] == ["-m", "deepres.run", "--chapter", *map(str, range(1, 8)),
-                             "--jobs", "auto"]
+    reports = tmp_path / "_build" / "reports"   # the build's reports: not the run cache
+    assert calls[-1][1:] == ["-m", "deepres.run", "--chapter", *map(str, range(1, 9)),
+                             "--jobs", "auto", "--reports", str(reports)]
+    assert os.environ[prefill.REPORTS_ENV] == str(reports) and reports.is_dir()
     assert warnings == []
     answer.returncode = 1              # it failed: the build says so, and goes on
     prefill.prefill(app("force"))
@@ -241,7 +265,7 @@ def test_the_book_build_trains_first_unless_it_executes_nothing(monkeypatch):
 
 
 def test_the_unit_of_work_is_a_one_thread_step_and_leaves_the_threads_as_they_were():
-    from deepres.run import unit_seconds
+    from deepres.measure import unit_seconds
     threads = torch.get_num_threads()
     seconds = unit_seconds(repeats=1)
     assert 0 < seconds < 60 and torch.get_num_threads() == threads

@@ -32,7 +32,7 @@ import torchvision
 from torch import nn
 
 import deepres.training as training
-from deepres import runcache
+from deepres import runcache, specs
 from deepres.data import batches, load
 from deepres.fixtures import write_cifar_fixture, write_fashion_fixture
 from deepres.models import VGG, PreActBlock, densenet_bc_cifar
@@ -196,10 +196,9 @@ def test_a_resumed_run_ends_bit_for_bit_where_an_uninterrupted_one_ends(
 
 def key_of(make, data, **kwargs):
     """The key ``train`` gives this run, from an empty cache, training nothing."""
-    with training.keys_only() as noted:
-        training.train(make, data, **{**dict(steps=8, batch_size=16, eval_every=4, seed=0,
-                                             progress=False, threads=1), **kwargs})
-    [(key, config)] = noted
+    spec = specs.RunSpec(make, data, {**dict(steps=8, batch_size=16, eval_every=4,
+                                                 seed=0, progress=False, threads=1), **kwargs})
+    [(key, _)] = specs.plan_specs({0: spec}, "cpu").values()
     return key
 
 

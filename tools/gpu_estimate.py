@@ -5,11 +5,10 @@ this is arithmetic, not a measurement:
 
     python tools/gpu_estimate.py [budget]
 
-**Which runs.** Every run a chapter trains in a fresh Colab runtime: the runs of
-``deepres.experiments.chapter_runs`` (recorded by calling it with a recorder in place of
-``train``, so nothing is left out or counted twice), each chapter counted in full even
-where the book shares runs between chapters through the run cache, plus the runs of the
-pages' own code listed in ``EXTRA`` (chapter 3's exercise, chapter 8's transfer runs).
+**Which runs.** Every run a chapter trains in a fresh Colab runtime: the run
+specifications of ``deepres.experiments.chapter_specs`` (the list the pages train), each
+chapter counted in full even where the book shares runs between chapters through the run
+cache, plus the exercises' runs (``extra_runs``).
 
 **How long a step takes.** A roofline with three parts, for the training step of batch B:
 
@@ -33,8 +32,6 @@ estimate, from timed steps, before they train; ``make gpu-check`` writes one per
 """
 import sys
 from pathlib import Path
-from types import SimpleNamespace
-from unittest import mock
 
 import torch
 from torch import nn
@@ -42,6 +39,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from deepres import experiments  # noqa: E402
 from deepres.budget import PROFILES  # noqa: E402
+from deepres.data import Data  # noqa: E402
 from deepres.measure import count_flops  # noqa: E402
 from deepres.models import resnet_cifar  # noqa: E402
 from deepres.training import TRAIN_EVAL_SIZE, n_evaluations  # noqa: E402
@@ -124,52 +122,47 @@ def run_seconds(model, image_shape, steps, batch_size, eval_every, tflops):
             steps * (compute + memory + launch) + evaluation)
 
 
+def placeholder_data(budget, image_size=0):
+    """Blank data of the budget's dataset's shape and ten classes, 100 images a class:
+    what the run specifications need to be counted (no dataset is read)."""
+    channels, size = (3, 32) if budget.dataset == "cifar10" else (1, 28)
+    size = image_size or size
+    x, y = torch.zeros(1000, channels, size, size), torch.arange(1000) % 10
+    return Data(budget.dataset, x, y, x[:10], y[:10], tuple(map(str, range(10))),
+                budget.dataset == "cifar10", {})
+
+
 def recorded_runs(budget):
-    """{chapter: [(model, image shape, steps, batch size, eval_every, name)]}: what
-    ``chapter_runs`` trains on ``budget``, recorded without data or training."""
-    fake = SimpleNamespace(name=budget.dataset, classes=tuple(range(10)),
-                           shape=(3, 32, 32) if budget.dataset == "cifar10" else (1, 28, 28))
-    if budget.resnet_image_size and budget.dataset != "cifar10":
-        small = SimpleNamespace(**vars(fake))
-        small.shape = (1, budget.resnet_image_size, budget.resnet_image_size)
-    else:
-        small = fake
-    runs = []
-
-    def record(make_model, data, *, steps, batch_size=128, eval_every=100, name="run", **_):
-        runs.append((make_model(), data.shape, steps, batch_size, eval_every, name))
-
-    def load(name, image_size=None, **_):
-        return small if image_size else fake
-
+    """{chapter: [(model, image shape, steps, batch size, eval_every, name)]}: the runs of
+    ``chapter_specs`` on ``budget``, counted on blank data, nothing trained."""
     table = {}
-    with mock.patch.object(experiments, "train", record), \
-            mock.patch.object(experiments, "load", load):
-        for chapter in range(1, 8):
-            runs = []
-            experiments.chapter_runs(chapter, budget, "cpu")
-            table[chapter] = runs
+    for chapter in experiments.CHAPTERS:
+        data = placeholder_data(budget, 0 if chapter == 1 else budget.resnet_image_size)
+        table[chapter] = []
+        for spec in experiments.chapter_specs(chapter, budget, data).values():
+            o = spec.options
+            model = spec.make_model() if spec.source is None else \
+                spec.make_model(spec.source.make_model())
+            table[chapter].append((model, spec.data.shape, o["steps"], o["batch_size"],
+                                   o["eval_every"], o["name"]))
     return table
 
 
 def extra_runs(budget):
-    """The runs the pages train with their own code (not in ``chapter_runs``), on the
+    """The runs the pages train with their own code (not in ``chapter_specs``), on the
     `gpu` budget: chapter 3's exercise (your block in a ResNet-56, one seed); chapter 8's
-    source network (ResNet-20, the budget's steps), its four transfer variants at two
-    learning rates for every seed and the exercise's two label counts for one seed (a
-    quarter of the steps each), and the ImageNet ResNet-18 at 112x112, as a probe and
-    fine-tuned (a quarter)."""
+    exercise (the four transfer variants at two learning rates with two other label
+    counts, one seed, a quarter of the steps each), and the ImageNet ResNet-18 at 112x112,
+    as a probe and fine-tuned (a quarter)."""
     w, s, b = budget.resnet_widths, budget.steps, budget.batch_size
     image = (3, 32, 32)
     resnet20 = resnet_cifar(20, widths=w, num_classes=5)
     quarter = max(1, s // 4)
-    transfers = 4 * 2 * len(budget.seeds) + 2 * 4 * 2
     imagenet = nn.Sequential(nn.Upsample(size=112, mode="bilinear"),
                              __import__("torchvision").models.resnet18(num_classes=10))
     return {3: [(resnet_cifar(56, widths=w), image, s, b, budget.eval_every,
                  "your block in a ResNet-56")],
-            8: [(resnet20, image, s, b, budget.eval_every, "source task")]
-               + [(resnet20, image, quarter, b, quarter, "a transfer run")] * transfers
+            8: [(resnet20, image, quarter, b, quarter, "a transfer run")] * (2 * 4 * 2)
                + [(imagenet, image, quarter, b, quarter, "ImageNet ResNet-18")] * 2}
 
 

@@ -29,7 +29,7 @@ import torch  # noqa: E402
 
 from deepres.book_runs import SOURCE_ENV, read_index  # noqa: E402
 from deepres.budget import get_budget  # noqa: E402
-from deepres.run import plan  # noqa: E402
+from deepres.planning import plan  # noqa: E402
 from deepres.timing import duration  # noqa: E402
 from deepres.training import THREADS_ENV  # noqa: E402
 
@@ -57,8 +57,9 @@ def main(wanted):
             seconds = time.perf_counter() - start
         with tempfile.TemporaryDirectory() as cache:   # nothing cached: every run estimated
             os.environ["DEEPRES_CACHE"] = cache
-            training = sum(plan([chapter], get_budget("laptop", verbose=False),
-                                torch.device("cpu")).values())
+            todo, waiting, _ = plan([chapter], get_budget("laptop", verbose=False),
+                                    torch.device("cpu"))
+            training = sum(todo.values()) + sum(waiting)
         print(f"{md.stem} | {duration(seconds)} | {duration(training)} | "
               f"{duration(seconds + training)} | "
               f"{duration(index[chapter]['train_seconds'])}", flush=True)
