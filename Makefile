@@ -26,10 +26,10 @@ test: setup data browser
 
 setup: $(STAMP) $(VENDOR_STAMP)
 
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt pyproject.toml devtools/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e . -e ./devtools
 	touch $(STAMP)
 
 # The book's JavaScript (MathJax, plotly.js), pinned in vendor/package-lock.json, served
@@ -71,16 +71,16 @@ runs: setup data
 # The training loop against a raw PyTorch loop, and thread counts on an idle and a busy
 # machine: figures printed (and kept in _build/reports/bench.json), nothing asserted.
 bench: setup data
-	$(BIN)/python tools/bench.py --json _build/reports/bench.json
+	$(BIN)/python -m devtools.bench --json _build/reports/bench.json
 
 # On a CUDA GPU (at most about 8 minutes, no network): every chapter's gpu-budget network,
 # the host waits of a step, chapter 2's measurements, the command line, a resumed run,
 # DDP; report in _build/reports/gpu-check.{json,md}. The tests run its --dry mode on the CPU.
 gpu-check: setup
-	$(BIN)/python tools/gpu_check.py --out _build/reports
+	$(BIN)/python -m devtools.gpu_check --out _build/reports
 
 learner: setup
-	$(BIN)/python tools/learner.py
+	$(BIN)/python -m devtools.learner
 
 # The run cache is one folder for the whole machine (~/.cache/deepres/runs, or
 # $$DEEPRES_CACHE): every clone and every notebook shares it.

@@ -3,7 +3,7 @@
 When the HTML build has executed the chapters, this writes
 ``_build/reports/chapter-times.json``: for each chapter that trains runs of its own, the
 seconds myst-nb took to execute it (its runs loaded from the committed runs or the run
-cache). ``tools/learner.py`` quotes them beside the runs' own training time, which
+cache). ``devtools/learner.py`` quotes them beside the runs' own training time, which
 ``runs/index.json`` records.
 """
 import json

@@ -1,14 +1,14 @@
 """The ``colab-link`` directive: a link that opens this chapter's learner notebook in Colab.
 
-The URL comes from ``repository.py``: ``_config.yml``'s repository, or the one the build
+The URL comes from ``devtools/repository.py``: ``_config.yml``'s repository, or the one the build
 is told to use (a fork's, in its own GitHub Actions build). The same URL goes to the
 theme's launch and repository buttons. The learner notebook is the ``.ipynb`` beside the
-chapter's ``.md`` (made by ``tools/learner.py``).
+chapter's ``.md`` (made by ``devtools/learner.py``).
 """
 from docutils import nodes
 from sphinx.util.docutils import SphinxDirective
 
-from repository import colab_url, repository_branch, repository_url
+from devtools.repository import colab_url, point_at_the_builds_repository
 
 
 class ColabLink(SphinxDirective):
@@ -28,10 +28,7 @@ class ColabLink(SphinxDirective):
 
 
 def use_the_builds_repository(app, config):
-    """Point the theme's buttons (and so the Colab links) at the build's repository."""
-    options = config.html_theme_options
-    options["repository_url"] = repository_url(options.get("repository_url"))
-    options["repository_branch"] = repository_branch(options.get("repository_branch"))
+    point_at_the_builds_repository(config.html_theme_options)
 
 
 def setup(app):

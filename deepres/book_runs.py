@@ -1,18 +1,11 @@
-"""The book's own runs, committed with it, for a build that trains nothing and a learner
+"""The book's own runs, committed with it: a build that trains nothing, and a learner
 with no time to train.
 
-``make runs`` builds the book with an empty run cache (the ``laptop`` budget, one thread a
-run) and commits every run it trained into ``runs/``: one file a run, named by its key
-(``deepres.runcache``), and ``runs/index.json``, which lists each chapter's runs in the
-order the chapter asks for them. A clone's build then finds every run there
-(:func:`deepres.runcache.find`) and trains nothing.
-
-A learner sets ``BOOK_RUNS = True`` in a chapter's first cell; :func:`use` then copies the
-chapter's runs from the repository (the learner notebook points ``$DEEPRES_BOOK_RUNS`` at
-its ``runs/`` folder, at the commit it installs) into the learner's own run cache, under
-the keys the learner's machine gives them: another torch version, a GPU or another thread
-count gives other keys, but the chapter's runs, in the order it asks for them, are the
-same runs. The runs of the learner's own exercise code still train.
+``make runs`` commits every run a build with an empty cache trained into ``runs/`` (one
+file a run, named by its key) with ``runs/index.json``, each chapter's runs in order.
+With ``BOOK_RUNS = True`` a chapter's first cell calls :func:`use`, which copies them
+into the learner's run cache under the learner's own keys (another torch, a GPU, another
+thread count give other keys to the same runs).
 """
 import json
 import os

@@ -5,8 +5,8 @@ A *budget* is a named profile that sizes every experiment of the course:
 * ``smoke``  - seconds; checks that a notebook runs end to end (numbers mean little).
 * ``laptop`` - minutes on 2 CPU cores; Fashion-MNIST. The default without a CUDA GPU.
 * ``gpu``    - CIFAR-10 at full size and the papers' CIFAR widths, with He et al.'s
-  schedule shortened to 5,000 iterations: about 4 to 15 minutes a chapter on a T4 by
-  ``tools/gpu_estimate.py`` (an estimate). The default on a CUDA GPU.
+  schedule shortened to 5,000 iterations (the book's Performance page estimates each
+  chapter's time on a T4). The default on a CUDA GPU.
 * ``paper``  - the same with He et al.'s full CIFAR schedule (64k iterations of batch
   128) for every chapter's networks: hours a chapter. Only when asked for.
 
@@ -51,7 +51,7 @@ PROFILES = {
                      eval_every=250, batch_size=128, seeds=(0, 1, 2, 3), vgg_widths=(16, 32, 64),
                      resnet_widths=(8, 16, 32), resnet_image_size=14, race_steps=200),
     # gpu: race_steps 2,000 (5 epochs), so that chapter 7 fits a Colab session on a T4
-    # (tools/gpu_estimate.py prints each chapter's estimate)
+    # (devtools/gpu_estimate.py prints each chapter's estimate)
     "gpu": Budget("gpu", "cifar10", train_size=0, test_size=0, steps=5000,
                   eval_every=1000, batch_size=128, seeds=(0, 1, 2, 3),
                   vgg_widths=(64, 128, 256), resnet_widths=(16, 32, 64),

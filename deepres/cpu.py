@@ -1,18 +1,10 @@
 """The same numbers on every x86-64 CPU with AVX2, Intel or AMD: the kernels pinned.
 
-Three libraries pick CPU kernels, each by its own rule, and kernels that add up in another
-order give other last bits, so a seeded run drifts apart after a few hundred steps:
-
-* ATen, PyTorch's own kernels, by the instruction set (AVX2 or AVX-512): ``ATEN_CPU_CAPABILITY``;
-* oneDNN, the convolutions, by the instruction set: ``ONEDNN_MAX_CPU_ISA``;
-* MKL, the matrix products of linear layers, by the instruction set *and the vendor*:
-  ``MKL_CBWR``. Only its ``COMPATIBLE`` branch is promised to give the same results on
-  Intel and non-Intel CPUs; its ``AVX2`` branch is Intel's alone (elsewhere MKL falls back
-  to its automatic choice), which is why Intel and AMD machines once disagreed.
-
-The library sets the three when it is imported, before anything computes (a variable
-already set wins; ``DEEPRES_NATIVE_CPU=1`` leaves all three alone). They only concern the
-CPU. ``tests/test_reproducible.py`` holds the figures every machine must give.
+ATen and oneDNN pick CPU kernels by the instruction set, MKL also by the vendor, and
+kernels that add up in another order give other last bits. ``pin()``, run when the
+library is imported, sets ``ATEN_CPU_CAPABILITY``, ``ONEDNN_MAX_CPU_ISA`` and ``MKL_CBWR``
+(a variable already set wins; ``DEEPRES_NATIVE_CPU=1`` leaves all three alone).
+CONTRIBUTING.md says why each; ``tests/test_reproducible.py`` holds the figures.
 """
 import contextlib
 import os
@@ -20,7 +12,7 @@ import platform
 
 PINS = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_CBWR": "COMPATIBLE"}
 NATIVE_ENV = "DEEPRES_NATIVE_CPU"
-THREADS_ENV = "DEEPRES_THREADS"   # CPU threads of every computation (the book's build: 1)
+THREADS_ENV = "DEEPRES_THREADS"   # CPU threads of every computation (1: the same sums anywhere)
 
 
 def pin():

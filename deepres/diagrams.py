@@ -213,6 +213,48 @@ def cifar_network(model, title):
     return fig
 
 
+# The layout of resnext_forms, in the axes' units: one layer a unit down from the input.
+HALF_LAYER = 0.26        # half a layer box's height (_box's h = 0.52)
+HALF_PATH_BOX = 0.25     # half the height of a path's box (h = 0.5)
+RADIUS = 0.17            # the addition's circle (_plus)
+PATH_XS = (-1.75, -0.6, 1.75)   # the paths drawn: the first two and the last ("...")
+ADD_GAP = 0.9            # from the last layer down to the addition
+IDENTITY_X = 2.45        # where the identity runs down, right of the block
+
+
+def _grouped_form(ax, c, d, c_out):
+    """Form (c): one 1x1, one grouped 3x3, one 1x1. Returns the last layer's height."""
+    layers = [f"1x1 conv, {c * d}", f"3x3 conv, {c * d}\n{c} groups", f"1x1 conv, {c_out}"]
+    for i, text in enumerate(layers):
+        _box(ax, 0, -1 - i, text)
+        top = -0.2 if i == 0 else -i - HALF_LAYER   # from the input, or the layer above
+        _arrow(ax, (0, top), (0, -1 - i + HALF_LAYER))
+    return -len(layers)
+
+
+def _path_forms(ax, form, c, d, c_out):
+    """Forms (a) and (b): C paths of a 1x1 and a 3x3 (and, in (a), a 1x1 each), summed in
+    (a), concatenated then one 1x1 in (b). Returns the height the addition hangs from."""
+    rows = [f"1x1, {d}", f"3x3, {d}"] + ([f"1x1, {c_out}"] if form == "a" else [])
+    for x in PATH_XS:
+        for i, text in enumerate(rows):
+            _box(ax, x, -1 - i, text, w=0.85, h=2 * HALF_PATH_BOX, color=COLORS["conv"])
+            if i:
+                _arrow(ax, (x, -i - HALF_PATH_BOX), (x, -1 - i + HALF_PATH_BOX))
+        _arrow(ax, (0, -0.2), (x, -1 + HALF_PATH_BOX))
+    ax.text(0.58, -1 - (len(rows) - 1) / 2, ". . .", ha="center", fontsize=12)
+    ax.text(1.0, -0.45, f"{c} paths", ha="left", fontsize=8)
+    y = -1 - len(rows)   # where the paths meet
+    for x in PATH_XS:
+        _arrow(ax, (x, y + 1 - HALF_PATH_BOX), (0, y + (RADIUS if form == "a" else HALF_LAYER)))
+    if form == "a":   # the paths and the identity meet in one addition
+        return y + ADD_GAP
+    _box(ax, 0, y, f"concatenate: {c * d}")
+    _box(ax, 0, y - 1, f"1x1 conv, {c_out}")
+    _arrow(ax, (0, y - HALF_LAYER), (0, y - 1 + HALF_LAYER))
+    return y - 1
+
+
 def resnext_forms(block):
     """The three equivalent forms of a ResNeXt block (Xie et al., Figure 3), with the
     cardinality and widths of ``block``, a grouped :class:`Bottleneck`: (a) C paths,
@@ -222,41 +264,16 @@ def resnext_forms(block):
     c_in, c_out = block.conv1.in_channels, block.conv3.out_channels
     fig, axes = plt.subplots(1, 3, figsize=(12, 4.2))
     for ax, form in zip(axes, "abc"):
-        if form == "c":
-            layers = [f"1x1 conv, {c * d}", f"3x3 conv, {c * d}\n{c} groups",
-                      f"1x1 conv, {c_out}"]
-            for i, text in enumerate(layers):
-                _box(ax, 0, -1 - i, text)
-                _arrow(ax, (0, -i - 0.2 if i == 0 else -i - 0.26), (0, -1 - i + 0.26))
-            y_last = -3
-        else:
-            xs = (-1.75, -0.6, 1.75)
-            rows = [f"1x1, {d}", f"3x3, {d}"] + ([f"1x1, {c_out}"] if form == "a" else [])
-            for x in xs:
-                for i, text in enumerate(rows):
-                    _box(ax, x, -1 - i, text, w=0.85, h=0.5, color=COLORS["conv"])
-                    if i:
-                        _arrow(ax, (x, -i - 0.25), (x, -1 - i + 0.25))
-                _arrow(ax, (0, -0.2), (x, -1 + 0.25))
-            ax.text(0.58, -1 - (len(rows) - 1) / 2, ". . .", ha="center", fontsize=12)
-            ax.text(1.0, -0.45, f"{c} paths", ha="left", fontsize=8)
-            y = -1 - len(rows)
-            for x in xs:
-                _arrow(ax, (x, y + 0.75), (0, y + 0.17 if form == "a" else y + 0.26))
-            if form == "a":   # the paths and the identity meet in one addition
-                y_last = y + 0.9
-            else:
-                _box(ax, 0, y, f"concatenate: {c * d}")
-                _box(ax, 0, y - 1, f"1x1 conv, {c_out}")
-                _arrow(ax, (0, y - 0.26), (0, y - 1 + 0.26))
-                y_last = y - 1
+        last = _grouped_form(ax, c, d, c_out) if form == "c" else \
+            _path_forms(ax, form, c, d, c_out)
+        add = last - ADD_GAP
         _box(ax, 0, 0, f"x: {c_in} channels", w=1.9, h=0.4, color="white")
-        _plus(ax, 0, y_last - 0.9)
+        _plus(ax, 0, add)
         if form != "a":
-            _arrow(ax, (0, y_last - 0.26), (0, y_last - 0.9 + 0.17))
-        ax.plot([0.95, 2.45, 2.45], [0, 0, y_last - 0.9], color="#333333", lw=1)
-        _arrow(ax, (2.45, y_last - 0.9), (0.17, y_last - 0.9))
-        ax.text(2.5, (y_last - 0.9) / 2, "identity", rotation=90, fontsize=7.5,
+            _arrow(ax, (0, last - HALF_LAYER), (0, add + RADIUS))
+        ax.plot([0.95, IDENTITY_X, IDENTITY_X], [0, 0, add], color="#333333", lw=1)
+        _arrow(ax, (IDENTITY_X, add), (RADIUS, add))
+        ax.text(IDENTITY_X + 0.05, add / 2, "identity", rotation=90, fontsize=7.5,
                 va="center")
         ax.set_title({"a": f"(a) {c} paths, summed", "b": "(b) paths concatenated",
                       "c": "(c) grouped convolution"}[form], fontsize=9)

@@ -125,7 +125,7 @@ def saved_bytes(model, x):
 
 def train_step_memory(model_code, input_shape, repeats=3, device="cpu"):
     """Peak memory and time of forward + backward passes on ``device``, measured in a
-    fresh Python process. On the CPU: the process's resident memory (tracemalloc does not
+    fresh Python process (``python -m deepres.memory_probe``). On the CPU: the process's resident memory (tracemalloc does not
     see torch's memory); on Linux its peak is reset just before the passes, elsewhere it
     is the lifetime peak. On a CUDA GPU: the CUDA allocator's peak, reset just before the
     passes, and times with the GPU synchronised (``peak_mb`` then counts the GPU memory
@@ -151,57 +151,12 @@ def train_step_memory(model_code, input_shape, repeats=3, device="cpu"):
                                      input_shape, repeats, device)
         finally:
             os.unlink(f.name)
-    script = f"""
-import json, re, resource, sys, time, torch
-from deepres.models import *
-
-
-def memory():
-    \"\"\"(resident, peak) in bytes; the peak since the last reset where Linux allows one.\"\"\"
-    try:
-        status = open("/proc/self/status").read()
-        kb = lambda key: int(re.search(key + r":\\s+(\\d+) kB", status).group(1)) * 1024
-        return kb("VmRSS"), kb("VmHWM")
-    except OSError:  # not Linux: ru_maxrss, the peak over the process's life
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        peak *= 1 if sys.platform == "darwin" else 1024
-        return peak, peak
-
-
-def sync():
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-torch.manual_seed(0)
-torch.set_num_threads({torch.get_num_threads()})
-device = torch.device({str(torch.device(device))!r})
-model = ({model_code}).to(device)
-x = torch.randn{tuple(input_shape)}.to(device)
-if device.type == "cuda":
-    torch.cuda.reset_peak_memory_stats(device)
-    memory = lambda: (torch.cuda.memory_allocated(device), torch.cuda.max_memory_allocated(device))
-try:  # reset the peak to the current resident memory (Linux)
-    open("/proc/self/clear_refs", "w").write("5")
-except OSError:
-    pass
-before, _ = memory()
-times = []
-for _ in range({repeats}):
-    model.zero_grad(set_to_none=True)
-    sync()
-    start = time.perf_counter()
-    model(x).sum().backward()
-    sync()
-    times.append(time.perf_counter() - start)
-_, peak = memory()
-what = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
-print(json.dumps(dict(peak_mb=peak / 2**20, step_mb=(peak - before) / 2**20,
-                      seconds=sorted(times)[len(times) // 2], device=what)))
-"""
     try:  # a few seconds on a laptop; ten minutes means the process hangs
-        result = subprocess.run([sys.executable, "-c", script], capture_output=True,
-                                text=True, stdin=subprocess.DEVNULL, timeout=600)
+        command = [sys.executable, "-m", "deepres.memory_probe", model_code,
+                   repr(tuple(input_shape)), str(repeats), str(torch.device(device)),
+                   str(torch.get_num_threads())]
+        result = subprocess.run(command, capture_output=True, text=True,
+                                stdin=subprocess.DEVNULL, timeout=600)
     except subprocess.TimeoutExpired as e:
         raise RuntimeError(f"the measurement process did not finish in {e.timeout:.0f} s; "
                            f"what it printed:\n{(e.stderr or '')[-2000:]}") from None

@@ -1,18 +1,9 @@
-"""One training loop, and a run cache so the same run is never trained twice.
+"""One training loop, and a run cache so that the same run is never trained twice.
 
-``train(make_model, data, ...)`` seeds everything, builds the model, and either loads the
-run (from the machine's run cache or the book's committed runs, ``deepres.runcache``) or
-trains it with a progress bar, after saying how long that should take here. A run's key
-holds everything that decides its numbers and ``NUMERICS_VERSION``, not this file's
-bytes. While it trains, it checkpoints into the cache (at each evaluation, and at least
-every ``CHECKPOINT_SECONDS``): a run that was interrupted resumes from its last
-checkpoint and ends with the same weights and history as if it had never stopped.
-
-On a GPU the step never waits for the device: the losses stay there until each
-evaluation, batches are picked and augmented there, and the optimiser is the fused SGD.
-Under ``torchrun`` the model is wrapped in DistributedDataParallel (BatchNorm
-synchronised on GPUs; a CPU run with BatchNorm is refused): every process draws the same
-global batch and trains on its share; process 0 alone reads and writes the cache.
+``train(make_model, data, ...)`` seeds everything, builds the model, and loads its run
+(``deepres.runcache``) or trains it with a progress bar, checkpointing as it goes: an
+interrupted run resumes and ends as if it had never stopped. The same loop runs on a
+GPU without waiting for it, and under ``torchrun`` as DistributedDataParallel.
 """
 import copy
 import math
@@ -98,14 +89,14 @@ def estimate_seconds(model, data, *, steps, batch_size, eval_every, device, repe
     device = torch.device(device)
     rng = torch.get_rng_state()
     cuda_rng = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
-    twin = copy.deepcopy(model).to(device).train()
-    opt = torch.optim.SGD(twin.parameters(), lr=0.0)
+    timed_copy = copy.deepcopy(model).to(device).train()
+    opt = torch.optim.SGD(timed_copy.parameters(), lr=0.0)
     x = _memory_format(data.x_train[:batch_size].to(device), device)
     y = data.y_train[:batch_size].to(device)
 
     def step():
         with _autocast(device):
-            loss = F.cross_entropy(twin(x).float(), y)
+            loss = F.cross_entropy(timed_copy(x).float(), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -114,9 +105,9 @@ def estimate_seconds(model, data, *, steps, batch_size, eval_every, device, repe
     per_step = sorted(timed(step, device) for _ in range(repeats))[repeats // 2]
     x_eval = _memory_format(data.x_test[:500].to(device), device)
     with torch.no_grad(), _autocast(device):
-        twin.eval()
-        twin(x_eval)  # the first pass at a new batch size sets up its kernels: untimed
-        per_batch = timed(lambda: twin(x_eval), device) * 500 / len(x_eval)
+        timed_copy.eval()
+        timed_copy(x_eval)  # the first pass at a new batch size sets up its kernels: untimed
+        per_batch = timed(lambda: timed_copy(x_eval), device) * 500 / len(x_eval)
     torch.set_rng_state(rng)
     if cuda_rng is not None:
         torch.cuda.set_rng_state(cuda_rng, device)
@@ -131,7 +122,7 @@ def _autocast(device):
 
 def _channels_last(device):
     # channels_last speeds up convolutions on CUDA (tensor cores); on this course's CPUs
-    # it made the laptop-size plain net and ResNet slower (measured with tools/bench.py)
+    # it made the laptop-size plain net and ResNet slower (measured with devtools/bench.py)
     return device.type == "cuda"
 
 
@@ -247,9 +238,9 @@ class _Training:
         """One SGD step on the batch ``x``, ``y`` (the global batch: this process trains
         on its share)."""
         if self.world > 1:   # every process drew the same global batch: take this one's share
-            share = len(y) // self.world
-            mine = slice(self.rank * share, (self.rank + 1) * share)
-            x, y = x[mine], y[mine]
+            per_process = len(y) // self.world
+            own = slice(self.rank * per_process, (self.rank + 1) * per_process)
+            x, y = x[own], y[own]
         for group in self.opt.param_groups:
             group["lr"] = learning_rate(step - 1, self.config["steps"], self.config["lr"],
                                         self.config["warmup"])
@@ -393,9 +384,9 @@ def _from_process_0(rank, world, read):
     other for ever in a collective)."""
     if world == 1:
         return read()
-    box = [read() if rank == 0 else None]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
+    sent = [read() if rank == 0 else None]
+    dist.broadcast_object_list(sent, src=0)
+    return sent[0]
 
 
 def _say(rank, text):

@@ -1,4 +1,4 @@
-"""Pretrained networks and transfer learning (chapter 8).
+"""Pretrained networks and transfer learning.
 
 * ``zoo``: torchvision's own records of its ImageNet weights (accuracy, parameters,
   GFLOPS), which ship inside the package: no download.
@@ -216,7 +216,7 @@ def for_weights(weights, root=None, download=True):
     """CIFAR-10 prepared as ``weights`` (a torchvision weights enum member) expect their
     input: scaled to [0, 1] and normalised with the mean and standard deviation of their
     own ``transforms()`` (ImageNet's), not CIFAR-10's. (Their resize to 256 and crop to
-    224 are left to the model: see ``imagenet_to_cifar``.)"""
+    224 are left to the model: see ``deepres.experiments.imagenet_to_cifar``.)"""
     from .data import Data, load_cifar10_raw
     preprocess = weights.transforms()
     mean = torch.tensor(preprocess.mean).view(1, -1, 1, 1)
@@ -229,28 +229,3 @@ def for_weights(weights, root=None, download=True):
     return Data("cifar10", prepare(x_tr), torch.as_tensor(y_tr), prepare(x_te),
                 torch.as_tensor(y_te), classes, True,
                 dict(name="cifar10", normalised_as=weights.name))
-
-
-def imagenet_to_cifar(budget, device, download, per_class=100, size=112, seed=0):
-    """Chapter 8 on a GPU: torchvision's ImageNet ResNet-18 on CIFAR-10 with ``per_class``
-    labels a class, normalised as the weights' ``transforms()`` say (ImageNet's mean and
-    standard deviation), enlarged to ``size`` pixels (the ImageNet stem shrinks its input 4x
-    at once; the weights' own 224 would cost 4x the time), as a linear probe and fine-tuned
-    (learning rate 0.01, a quarter of the budget's steps). Returns {variant: Run} and
-    whether the weights were ImageNet's."""
-    from .training import train
-
-    weights = torchvision.models.get_model_weights("resnet18").DEFAULT
-    cifar = for_weights(weights)
-    backbone, loaded = load_pretrained("resnet18", download=download)
-    variants = transfer_variants(backbone, len(cifar.classes), ["conv1", "bn1", "layer1"])
-    few = class_subset(cifar, list(range(len(cifar.classes))), per_class=per_class, seed=seed)
-    runs = {}
-    for name in ("linear probe", "fine-tune all"):
-        def make(build=variants[name]):
-            return nn.Sequential(nn.Upsample(size=size, mode="bilinear"), build())
-        runs[name] = train(make, few, steps=max(1, budget.steps // 4),
-                           batch_size=budget.batch_size, lr=0.01,
-                           eval_every=max(1, budget.steps // 4), seed=seed, device=device,
-                           name=f"ImageNet ResNet-18 on CIFAR-10, {name}")
-    return runs, loaded

@@ -12,7 +12,7 @@ from deepres import book_runs, runcache
 from deepres.budget import PROFILES
 from deepres.experiments import CHAPTERS, chapter_runs
 from deepres.planning import plan
-from helpers import colab_runtime_available, execute
+from devtools.testing import colab_runtime_available, execute
 
 ROOT = Path(__file__).resolve().parents[1]
 CPU = torch.device("cpu")

@@ -999,7 +999,7 @@ def test_transition_layer_rejects(wrong, message):
 def experiment_runs(tmp_path_factory):
     from deepres.budget import get_budget
     from deepres.experiments import cifar_run
-    from helpers import synthetic_data
+    from devtools.testing import synthetic_data
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("DEEPRES_CACHE", str(tmp_path_factory.mktemp("runs")))
         budget, data = get_budget("smoke", verbose=False, steps=4, eval_every=2), synthetic_data()
@@ -1334,10 +1334,10 @@ def test_a_learners_own_function_of_a_librarys_name_is_fine(capsys):
 def test_the_time_limit_grows_on_a_slower_machine(monkeypatch):
     """A check's limit is TIME_LIMIT on the machine the course was written on, and
     proportionally more on a slower one (never less)."""
-    from deepres.checks import core
+    from deepres.checks import core, timelimit
     assert core.slowness() >= 1.0
-    monkeypatch.setattr(core, "_slowness", [])
-    monkeypatch.setattr(core, "_calibration", lambda: 3 * core.CALIBRATION)
+    monkeypatch.setattr(timelimit, "_slowness", [])
+    monkeypatch.setattr(timelimit, "_calibration", lambda: 3 * timelimit.CALIBRATION)
     assert core.slowness() == pytest.approx(3.0)
     seen = []
     monkeypatch.setattr(core, "stop_after", lambda limit: seen.append(limit)

@@ -43,12 +43,11 @@ from types import SimpleNamespace
 import nbformat
 import pytest
 
-from helpers import (DEBIAN_FASHION as DEBIAN, EXPECT, FileServer,  # noqa: E402
-                     colab_runtime_available, unsolved_then_solved)
+from devtools import learner
+from devtools.testing import (DEBIAN_FASHION as DEBIAN, EXPECT, FileServer,
+                              colab_runtime_available, unsolved_then_solved)
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tools"))
-import learner  # noqa: E402
 
 # Colab's runtime, from its published list (googlecolab/backend-info, pip-freeze.gpu.txt
 # and os-info, 2026-08): Python 3.13; what it has before a learner's notebook runs.
@@ -325,7 +324,7 @@ def cifar_archive(folder):
     cifar-10-batches-py/), made from the tests' fixture; and the MD5 sums of it and of
     each file in it."""
     import tarfile
-    from helpers import write_cifar_fixture
+    from devtools.testing import write_cifar_fixture
     inner = folder / "src" / "cifar-10-batches-py"
     write_cifar_fixture(inner, per_batch=20, n_test=10)
     archive = folder / "cifar-10-python.tar.gz"

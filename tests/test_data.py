@@ -4,7 +4,7 @@ import torch
 
 import deepres.data as data_module
 from deepres.data import DataNotFound, batches, load, random_crop_flip
-from helpers import write_cifar_fixture, write_fashion_fixture
+from devtools.testing import write_cifar_fixture, write_fashion_fixture
 
 
 @pytest.fixture
@@ -106,7 +106,7 @@ def test_random_crop_flip_is_seeded_and_keeps_content():
 
 
 def test_batches_cover_an_epoch_and_are_seeded():
-    from helpers import synthetic_data
+    from devtools.testing import synthetic_data
     data = synthetic_data(n_train=40)
     first = [y.tolist() for _, y in batches(data, 10, 4, seed=0)]
     again = [y.tolist() for _, y in batches(data, 10, 4, seed=0)]

@@ -18,7 +18,7 @@ import deepres.training as train_module
 from deepres.budget import get_budget
 from deepres.experiments import chapter_runs
 from deepres.training import train
-from helpers import synthetic_data
+from devtools.testing import no_bn_model, synthetic_data
 
 ROOT = Path(__file__).resolve().parent.parent
 TOLERANCE = 1e-5   # largest difference allowed in a loss, error or weight (measured: 2.4e-7)
@@ -26,9 +26,7 @@ TOLERANCE = 1e-5   # largest difference allowed in a loss, error or weight (meas
 SCRIPT = """
 import json, sys
 import torch, torch.distributed as dist
-sys.path.insert(0, {tests!r})
-from helpers import synthetic_data
-from test_distributed import no_bn_model
+from devtools.testing import no_bn_model, synthetic_data
 from deepres.training import train
 
 dist.init_process_group("gloo")
@@ -40,16 +38,8 @@ dist.destroy_process_group()
 """
 
 
-def no_bn_model():
-    """A small conv net without BatchNorm (CPU processes cannot synchronise BN)."""
-    return torch.nn.Sequential(
-        torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.ReLU(),
-        torch.nn.Conv2d(8, 8, 3, padding=1, stride=2), torch.nn.ReLU(),
-        torch.nn.AdaptiveAvgPool2d(2), torch.nn.Flatten(), torch.nn.Linear(32, 10))
-
-
 def env_with_cache(cache):
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    env = dict(os.environ, OMP_NUM_THREADS="1")
     env[train_module.CACHE_ENV] = str(cache)
     return env
 
@@ -63,7 +53,7 @@ def cache(tmp_path, monkeypatch):
 def test_ddp_on_two_processes_is_the_single_process_run(cache, tmp_path, monkeypatch):
     monkeypatch.setenv(train_module.THREADS_ENV, "1")   # as each process (a CPU run's key)
     script = tmp_path / "ddp.py"
-    script.write_text(SCRIPT.format(tests=str(ROOT / "tests")))
+    script.write_text(SCRIPT)
     out = tmp_path / "history.json"
     result = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone",
@@ -95,17 +85,15 @@ DECIDE_SCRIPT = """
 import json, os, sys
 import torch.distributed as dist
 rank = int(os.environ["RANK"])
-os.environ["DEEPRES_CACHE"] = os.path.join(sys.argv[1], f"rank{{rank}}")   # its own view
-sys.path.insert(0, {tests!r})
-from helpers import synthetic_data
-from test_distributed import no_bn_model
+os.environ["DEEPRES_CACHE"] = os.path.join(sys.argv[1], f"rank{rank}")   # its own view
+from devtools.testing import no_bn_model, synthetic_data
 from deepres.training import train
 
 dist.init_process_group("gloo")
 run = train(no_bn_model, synthetic_data(), steps=30, batch_size=32, lr=0.05,
             eval_every=10, seed=2, device="cpu", name="ddp", progress=False)
 json.dump(dict(cached=run.cached, history=run.history),
-          open(os.path.join(sys.argv[1], f"out{{rank}}.json"), "w"))
+          open(os.path.join(sys.argv[1], f"out{rank}.json"), "w"))
 dist.destroy_process_group()
 """
 
@@ -119,7 +107,7 @@ def test_process_0_decides_for_all_what_is_in_the_cache(tmp_path, monkeypatch):
     train(no_bn_model, synthetic_data(), steps=30, batch_size=32, lr=0.05, eval_every=10,
           seed=2, device="cpu", name="one", progress=False)
     script = tmp_path / "decide.py"
-    script.write_text(DECIDE_SCRIPT.format(tests=str(ROOT / "tests")))
+    script.write_text(DECIDE_SCRIPT)
     result = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone",
          "--nproc_per_node=2", str(script), str(tmp_path)],

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_the_gpu_check_runs_every_section_on_the_cpu(tmp_path):
-    result = subprocess.run([sys.executable, str(ROOT / "tools" / "gpu_check.py"), "--dry",
+    result = subprocess.run([sys.executable, "-m", "devtools.gpu_check", "--dry",
                              "--out", str(tmp_path)], capture_output=True, text=True,
                             timeout=1200, cwd=ROOT)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -31,6 +31,6 @@ def test_the_gpu_check_runs_every_section_on_the_cpu(tmp_path):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is here: make gpu-check runs")
 def test_without_a_gpu_the_real_check_says_what_to_do():
-    result = subprocess.run([sys.executable, str(ROOT / "tools" / "gpu_check.py")],
+    result = subprocess.run([sys.executable, "-m", "devtools.gpu_check"],
                             capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 1 and "no CUDA GPU here" in result.stderr

@@ -7,7 +7,7 @@ import pytest
 
 from deepres.book import ODDS, chance_of_separation, glue, seeds_needed, verdict
 from deepres.plots import cost_shares, training_curves
-from helpers import synthetic_data
+from devtools.testing import synthetic_data
 
 ROOT = Path(__file__).resolve().parents[1]
 QUIZZES = sorted(p.stem for p in resources.files("deepres").joinpath("quizzes").iterdir()

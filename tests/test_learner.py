@@ -11,10 +11,10 @@ import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError
 
+from devtools import learner
+from devtools.testing import colab_runtime_available, execute, solution_cells, with_solutions  # noqa: F401
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tools"))
-import learner  # noqa: E402
-from helpers import colab_runtime_available, execute, solution_cells, with_solutions  # noqa: E402,F401
 
 CHAPTERS = learner.chapters()
 COMPUTATION_CELL = "# Your computation here\n"   # under a prose exercise that asks for one

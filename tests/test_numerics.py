@@ -34,11 +34,11 @@ from torch import nn
 import deepres.training as training
 from deepres import runcache, specs
 from deepres.data import batches, load
-from deepres.fixtures import write_cifar_fixture, write_fashion_fixture
+from devtools.fixtures import write_cifar_fixture, write_fashion_fixture
 from deepres.models import VGG, PreActBlock, densenet_bc_cifar
 from deepres.models.cifar import plain, resnet_cifar
 from deepres.transfer import class_subset, for_weights, transfer_variants
-from helpers import lose_the_runtime_at_call
+from devtools.testing import lose_the_runtime_at_call
 
 RECORDED = Path(__file__).with_name("numerics.json")
 RECORD_ENV = "DEEPRES_RECORD_NUMERICS"

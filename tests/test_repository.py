@@ -1,17 +1,13 @@
 """One repository URL, right for any fork: _config.yml's, or the build's own."""
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import yaml
 
+from devtools import learner, repository
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "_ext"))
-sys.path.insert(0, str(ROOT / "tools"))
-import colab_link  # noqa: E402
-import learner  # noqa: E402
-import repository  # noqa: E402
 
 CONFIGURED = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]
 
@@ -50,7 +46,7 @@ def test_the_build_points_the_theme_and_the_colab_links_at_it(monkeypatch):
     monkeypatch.setenv("DEEPRES_REPOSITORY_URL", "https://github.com/a-fork/hands-on")
     config = SimpleNamespace(html_theme_options={"repository_url": CONFIGURED["url"],
                                                  "repository_branch": "main"})
-    colab_link.use_the_builds_repository(None, config)
+    repository.point_at_the_builds_repository(config.html_theme_options)
     assert config.html_theme_options["repository_url"] == "https://github.com/a-fork/hands-on"
     assert repository.colab_url(config.html_theme_options["repository_url"], "main",
                                 "chapters/01_vgg.ipynb") == (

@@ -10,7 +10,7 @@ from torch import nn
 import deepres.training as train_module
 from deepres.data import batches
 from deepres.training import cache_dir, clear_cache, evaluate, learning_rate, train
-from helpers import lose_the_runtime_at_call, synthetic_data
+from devtools.testing import lose_the_runtime_at_call, synthetic_data
 
 
 def tiny_model():
@@ -342,8 +342,7 @@ def test_a_class_changed_in_a_notebook_cell_trains_again(tmp_path):
     from nbclient import NotebookClient
     setup = ("import os, sys\n"
              f"os.environ['DEEPRES_CACHE'] = {str(tmp_path / 'cache')!r}\n"
-             f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
-             "from helpers import lose_the_runtime_at_call, synthetic_data\n"
+             "from devtools.testing import lose_the_runtime_at_call, synthetic_data\n"
              "from deepres import train\n"
              "data = synthetic_data()\n"
              "settings = dict(steps=4, batch_size=32, eval_every=4, progress=False)")

@@ -133,12 +133,10 @@ def test_the_four_variants_train_what_they_say():
 def test_the_gpu_path_imagenet_to_cifar_runs_on_a_cpu(tmp_path, monkeypatch, capsys):
     """Chapter 8's GPU cell, on a tiny CIFAR-10 in the layout torchvision writes, with no
     weights on the machine and downloading off: it says so and trains both variants."""
-    import sys
-    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
-    from helpers import write_cifar_fixture
+    from devtools.fixtures import write_cifar_fixture
 
     from deepres.budget import get_budget
-    from deepres.transfer import imagenet_to_cifar
+    from deepres.experiments import imagenet_to_cifar
 
     write_cifar_fixture(tmp_path / "cifar-10-batches-py", per_batch=20)
     monkeypatch.setenv("DEEPRES_DATA", str(tmp_path))
@@ -156,10 +154,9 @@ def test_the_gpu_path_imagenet_to_cifar_runs_on_a_cpu(tmp_path, monkeypatch, cap
 
 
 def test_cifar_for_imagenet_weights_is_normalised_as_their_transforms_say(tmp_path):
-    import sys
-    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
     import torchvision
-    from helpers import write_cifar_fixture
+
+    from devtools.fixtures import write_cifar_fixture
 
     from deepres.transfer import for_weights
     written = write_cifar_fixture(tmp_path / "cifar-10-batches-py", per_batch=4)

@@ -41,7 +41,7 @@ def test_workflow_builds_on_push_and_deploys_to_pages():
     runs = "\n".join(s.get("run", "") for s in steps)
     uses = [s.get("uses", "") for s in steps]
     assert "make book" in runs
-    assert "tools/learner.py --out _build/html/notebooks" in runs
+    assert "-m devtools.learner --out _build/html/notebooks" in runs
     assert any(u.startswith("actions/upload-pages-artifact@") for u in uses)
     assert deploy["needs"] == "build"
     assert deploy["steps"][0]["uses"].startswith("actions/deploy-pages@")

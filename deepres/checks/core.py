@@ -4,21 +4,19 @@ A checker calls the learner's code on inputs it chooses, compares with the refer
 collects every problem it finds, and then either prints a short success line or raises
 :class:`CheckFailed` listing each problem. It never lets an exception escape, the
 learner's or its own: a crash in their code becomes one line saying where and what, a
-check that runs longer than ``TIME_LIMIT`` seconds stops with a message, and anything
+check that runs longer than its time limit stops with a message (``timelimit``), and anything
 the comparison cannot digest is reported as such.
 
 Hints come in tiers: a failure says what is wrong; ``check.hint()``, or a second failure
 of the same exercise, adds a nudge (never the answer).
 """
-import contextlib
+import collections
 import functools
 import inspect
 import json
 import math
 import numbers
-import os
 import random
-import signal
 import sys
 import threading
 import time
@@ -30,33 +28,11 @@ import numpy as np
 import torch
 from torch import nn
 
-TIME_LIMIT = 20  # seconds a whole check may take, on the machine the course was written on
-CALIBRATION = 0.006   # seconds that machine takes for _calibration() (one thread, median)
-_slowness = []
-# seconds each check takes with a right answer, on that machine (tools/check_seconds.py)
+from .timelimit import TIME_LIMIT, TimeLimit, learners_code, slowness, stop_after
+
+# seconds each check takes with a right answer, on that machine (devtools/check_seconds.py)
 REFERENCE_SECONDS = Path(__file__).with_name("reference_seconds.json")
 passed_seconds = {}   # exercise -> seconds of each check that passed in this session
-
-
-def _calibration():
-    """A fixed piece of work like a check's (small convolutions, forward and backward)."""
-    torch.manual_seed(0)
-    conv, x = nn.Conv2d(8, 8, 3, padding=1), torch.randn(4, 8, 16, 16)
-    start = time.perf_counter()
-    for _ in range(10):
-        conv(x).sum().backward()
-    return time.perf_counter() - start
-
-
-def slowness():
-    """How many times slower this machine is than the one the course was written on (at
-    least 1), measured once: a slow Colab CPU gets a longer time limit, not a refusal."""
-    if not _slowness:
-        from ..cpu import num_threads
-        with torch.random.fork_rng(), num_threads(1):
-            seconds = sorted(_calibration() for _ in range(5))[2]
-        _slowness.append(max(1.0, seconds / CALIBRATION))
-    return _slowness[0]
 
 
 class CheckFailed(AssertionError):
@@ -73,11 +49,6 @@ class CheckFailed(AssertionError):
 
 class NotDoneYet(Exception):
     """Internal: the learner's code still raises NotImplementedError."""
-
-
-class TimeLimit(BaseException):
-    """Internal: the check ran out of time (a BaseException, so that the learner's own
-    ``except Exception`` cannot swallow it)."""
 
 
 class RuleBroken(Exception):
@@ -233,78 +204,6 @@ class Checker:
         raise CheckFailed(f"{self.exercise}: not yet.\n{lines}{more}{nudge}")
 
 
-_NEVER = (__file__, contextlib.__file__)   # the limit's own code: never interrupted
-# Library code (this course's, PyTorch's, contextlib's) is left to finish what it does
-# (a mode's exit, a finally): the limit interrupts the learner's code only, unless it
-# keeps not coming back to it for GRACE seconds.
-_LIBRARIES = (os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-              os.path.dirname(torch.__file__), contextlib.__file__)
-GRACE = 2.0
-
-
-def _learners(frame):
-    return not frame.f_code.co_filename.startswith(_LIBRARIES)
-
-
-@contextmanager
-def stop_after(seconds):
-    """Raise TimeLimit in the main thread after ``seconds`` (no limit for None, nor where
-    signals cannot be used: other threads, Windows), and go on raising it until the block
-    is left, whatever the code inside catches: the alarm repeats every 50 ms, and from
-    the first one on, every line of the learner's code raises it again, so that a bare
-    ``except:`` (which catches it once) is left by the next line it runs. Library code
-    is interrupted only if the learner's code does not run again within GRACE seconds.
-
-    What it promises, precisely: each alarm raises TimeLimit at most twice (from the
-    alarm, and from the first line of the learner's code that the tracer sees; Python
-    switches off a tracer that raised, until the next alarm sets it again). So the limit
-    holds against one bare ``except:`` however it loops, but two nested bare handlers
-    that both swallow it and loop again (a retry loop around a helper that catches
-    everything) can absorb every alarm, and the check then runs until the code ends or
-    the kernel is interrupted. A loop inside one call of compiled code
-    (``sum(range(10**11))``) is not interrupted until that call returns."""
-    if (seconds is None or threading.current_thread() is not threading.main_thread()
-            or not hasattr(signal, "SIGALRM")):
-        yield
-        return
-    traced, fired = {}, []   # frames whose tracer was replaced: their own, to put back
-    done = False             # set first when the block is left: a late alarm does nothing
-
-    def stop(frame, event, arg):
-        if event in ("call", "line") and _learners(frame) and not done:
-            raise TimeLimit()
-        return stop
-
-    def alarm(signum, frame):
-        if done:
-            return
-        if not fired:
-            fired.append(time.monotonic())
-        sys.settrace(stop)   # again each time: a tracer that raised is switched off
-        f = frame
-        while f is not None:
-            traced.setdefault(id(f), (f, f.f_trace, f.f_trace_lines))
-            f.f_trace, f.f_trace_lines = stop, True
-            f = f.f_back
-        if frame is not None and frame.f_code.co_filename not in _NEVER and (
-                _learners(frame) or time.monotonic() - fired[0] > GRACE):
-            raise TimeLimit()
-
-    previous, tracing = signal.signal(signal.SIGALRM, alarm), sys.gettrace()
-    signal.setitimer(signal.ITIMER_REAL, seconds, 0.05)
-    try:
-        yield
-    finally:
-        # the tracer off first: signal.signal is Python code (Lib/signal.py), which the
-        # tracer would take for the learner's and interrupt, leaving the rest undone
-        done = True
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        sys.settrace(tracing)
-        for f, own, lines in traced.values():
-            f.f_trace, f.f_trace_lines = own, lines
-        signal.signal(signal.SIGALRM, previous)
-
-
 @contextmanager
 def no_modules(exercise):
     """While the learner's code runs, building any nn.Module raises RuleBroken: an
@@ -350,7 +249,7 @@ def run_checks(exercise, body, hint="", answer=None, kind=None, seed=None, limit
     threads = set(threading.enumerate())
     used, started = [], time.perf_counter()
     try:
-        with stop_after(limit or None), _kept(settings, checker), \
+        with stop_after(limit or None), _settings_put_back(settings, checker), \
                 _watching(_watched(library), used):
             body(checker)
     except NotDoneYet:
@@ -396,7 +295,7 @@ _RUN_CHECKS = run_checks.__code__   # where a check's own frames begin, below th
 
 
 @contextmanager
-def _kept(settings, checker):
+def _settings_put_back(settings, checker):
     """Put torch's default dtype, default device and autograd switch back as they were,
     and say so if the learner's code changed them (inference mode, which cannot be left
     from outside, is named)."""
@@ -495,7 +394,7 @@ def _watching(codes, seen):
         if event == "call" and frame.f_code in codes:
             caller = frame.f_back
             while caller is not None and caller.f_code is not _RUN_CHECKS:
-                if _learners(caller):
+                if learners_code(caller):
                     seen.append(codes[frame.f_code])
                     break
                 caller = caller.f_back
@@ -633,6 +532,11 @@ def _close(got, want, atol):
     return torch.allclose(got, want, rtol=0, atol=atol * _scale(want))
 
 
+# one forward pass of both modules on one input, in one mode: the inputs (to read their
+# gradients), the outputs, and the largest difference between the outputs
+_Pass = collections.namedtuple("_Pass", "x_ref expected x_yours out difference")
+
+
 def compare_modules(check, make_yours, make_reference, inputs, what="the module",
                     atol=1e-5):
     """The usual checks of a learner's nn.Module against the reference. It builds and has
@@ -671,36 +575,37 @@ def compare_modules(check, make_yours, make_reference, inputs, what="the module"
                                 f"to the input by autograd (computed under torch.no_grad(), "
                                 f"or with .detach(), .item() or numpy?)"):
                 return
-            runs[mode] = (x_ref, expected, x_yours, out, (out - expected).abs().max().item())
-        scale = {mode: _scale(run[1]) for mode, run in runs.items()}
-        if runs["evaluation"][4] > atol * scale["evaluation"]:
+            runs[mode] = _Pass(x_ref, expected, x_yours, out,
+                               (out - expected).abs().max().item())
+        evaluation, training = runs["evaluation"], runs["training"]
+        if evaluation.difference > atol * _scale(evaluation.expected):
             check.fail(f"with the reference's weights, {what}'s output differs by up to "
-                       f"{runs['evaluation'][4]:.3g} on input {shape}")
+                       f"{evaluation.difference:.3g} on input {shape}")
             continue
-        if runs["training"][4] > atol * scale["training"]:
+        if training.difference > atol * _scale(training.expected):
             check.fail(f"with the reference's weights, {what} in training mode differs by "
-                       f"up to {runs['training'][4]:.3g} on input {shape}, though in "
+                       f"up to {training.difference:.3g} on input {shape}, though in "
                        f"evaluation mode it matches: something behaves differently while "
                        f"training (dropout or other randomness, or BatchNorm statistics "
                        f"taken over other positions, e.g. because a stride is elsewhere)")
             continue
-        x_ref, expected, x_yours, out, _ = runs["training"]
-        expected.sum().backward()
-        out.sum().backward()
-        check.expect(x_yours.grad is not None and _close(x_yours.grad, x_ref.grad, atol),
+        training.expected.sum().backward()
+        training.out.sum().backward()
+        check.expect(training.x_yours.grad is not None and
+                     _close(training.x_yours.grad, training.x_ref.grad, atol),
                      f"{what}: the gradient with respect to the input differs on input {shape}")
         for name, p in reference.named_parameters():
-            mine = yours_params.get(pairs[name])
-            if p.grad is not None and (mine is None or mine.grad is None or
-                                       not _close(mine.grad, p.grad, atol)):
+            your_p = yours_params.get(pairs[name])
+            if p.grad is not None and (your_p is None or your_p.grad is None or
+                                       not _close(your_p.grad, p.grad, atol)):
                 check.fail(f"{what}: the gradient of '{pairs[name]}' differs from the "
                            f"reference's on input {shape}")
                 break
         _, again = _forward(yours, x, "evaluation", check, f"{what}, called a second time")
         if again is not CRASHED:
-            check.expect(isinstance(again, torch.Tensor) and again.shape == out.shape and
-                         torch.allclose(again.detach(), runs["evaluation"][3].detach(),
-                                        atol=atol),
+            check.expect(isinstance(again, torch.Tensor) and
+                         again.shape == evaluation.out.shape and
+                         torch.allclose(again.detach(), evaluation.out.detach(), atol=atol),
                          f"{what} gives another output when called a second time on the "
                          f"same input: does forward change the module's state?")
     reference.train(), yours.train()

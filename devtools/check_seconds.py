@@ -4,7 +4,7 @@ accepting tests on one thread, takes each check's median, and divides it by this
 machine's measured slowness, so the table holds the seconds of the machine the course was
 written on (``deepres.checks.core.CALIBRATION``). Run it there after a check changes:
 
-    python tools/check_seconds.py
+    python -m devtools.check_seconds
 """
 import json
 import statistics

@@ -1,4 +1,5 @@
-"""Small fixtures shared by the tests."""
+"""What the tests (and the tools that run notebooks) share: synthetic data, the datasets' file
+formats, notebooks executed with their solutions, a file server, the Colab runtime."""
 import copy
 import os
 import shutil
@@ -9,7 +10,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError
 
 from deepres.data import Data
-from deepres.fixtures import write_cifar_fixture, write_fashion_fixture, write_idx  # noqa: F401
+from .fixtures import write_cifar_fixture, write_fashion_fixture, write_idx  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -172,3 +173,11 @@ def lose_the_runtime_at_call(monkeypatch, module, n):
 
     monkeypatch.setattr(module, "evaluate", lost)
     return lambda: monkeypatch.setattr(module, "evaluate", real)
+
+
+def no_bn_model():
+    """A small conv net without BatchNorm (CPU processes cannot synchronise BN)."""
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.ReLU(),
+        torch.nn.Conv2d(8, 8, 3, padding=1, stride=2), torch.nn.ReLU(),
+        torch.nn.AdaptiveAvgPool2d(2), torch.nn.Flatten(), torch.nn.Linear(32, 10))

@@ -8,7 +8,7 @@ the chapter's runs besides: printed beside, as the chapter's first cell estimate
 (``deepres.run.plan``, from timed steps, on PyTorch's own thread count), and as the
 runs were trained (``runs/index.json``, one thread a run, two runs side by side).
 
-    python tools/learner_times.py [CHAPTER ...]
+    python -m devtools.learner_times [CHAPTER ...]
 """
 import json
 import os
@@ -20,18 +20,17 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
+import torch
+
+from deepres.book_runs import SOURCE_ENV, read_index
+from deepres.budget import get_budget
+from deepres.cpu import THREADS_ENV
+from deepres.planning import plan
+from deepres.timing import duration
+from devtools.learner import chapters
+from devtools.testing import with_solutions
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tools")]
-from helpers import with_solutions  # noqa: E402
-from learner import chapters  # noqa: E402
-
-import torch  # noqa: E402
-
-from deepres.book_runs import SOURCE_ENV, read_index  # noqa: E402
-from deepres.budget import get_budget  # noqa: E402
-from deepres.planning import plan  # noqa: E402
-from deepres.timing import duration  # noqa: E402
-from deepres.training import THREADS_ENV  # noqa: E402
 
 
 def main(wanted):

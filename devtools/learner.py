@@ -24,12 +24,11 @@ import nbformat
 from pybtex.database import parse_file
 from pybtex.richtext import Text
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "_ext"))
-from repository import LIBRARY, book_url, library_commit, raw_url, repository_url  # noqa: E402,F401
+from deepres.book_runs import SOURCE_ENV, read_index
+from deepres.timing import duration
+from devtools.repository import book_url, library_commit, raw_url, repository_url
 
-from deepres.book_runs import SOURCE_ENV, read_index  # noqa: E402
-from deepres.timing import duration  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 EXECUTED = ROOT / "_build" / "jupyter_execute"  # where `make book` leaves the executed pages
 BOOK_MARK = "<sup>†</sup>"

@@ -3,7 +3,7 @@
 No GPU has measured these networks yet (``make gpu-check`` does, where one is lent), so
 this is arithmetic, not a measurement:
 
-    python tools/gpu_estimate.py [budget]
+    python -m devtools.gpu_estimate [budget]
 
 **Which runs.** Every run a chapter trains in a fresh Colab runtime: the run
 specifications of ``deepres.experiments.chapter_specs`` (the list the pages train), each
@@ -31,18 +31,16 @@ within the bracket, and prefer any figure a GPU measured (the chapters print the
 estimate, from timed steps, before they train; ``make gpu-check`` writes one per network).
 """
 import sys
-from pathlib import Path
 
 import torch
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from deepres import experiments  # noqa: E402
-from deepres.budget import PROFILES  # noqa: E402
-from deepres.data import Data  # noqa: E402
-from deepres.measure import count_flops  # noqa: E402
-from deepres.models import resnet_cifar  # noqa: E402
-from deepres.training import TRAIN_EVAL_SIZE, n_evaluations  # noqa: E402
+from deepres import experiments
+from deepres.budget import PROFILES
+from deepres.data import Data
+from deepres.measure import count_flops
+from deepres.models import resnet_cifar
+from deepres.training import TRAIN_EVAL_SIZE, n_evaluations
 
 T4_SHARE = 0.36        # (40 SMs x ~1.1 GHz under load) / (68 SMs x ~1.8 GHz): an assumption
 BANDWIDTH = 220e9      # bytes/s: 70% of the T4's 320 GB/s

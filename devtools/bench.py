@@ -25,14 +25,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from deepres.budget import get_budget  # noqa: E402
-from deepres.experiments import cifar_data, densenet_networks  # noqa: E402
-from deepres.models import plain, resnet_cifar  # noqa: E402
-from deepres.cpu import num_threads  # noqa: E402
-from deepres.training import cpu_threads, train  # noqa: E402
+from deepres.budget import get_budget
+from deepres.experiments import cifar_data, densenet_networks
+from deepres.models import plain, resnet_cifar
+from deepres.cpu import num_threads
+from deepres.training import cpu_threads, train
 
 
 def models(budget, data):
@@ -102,7 +99,6 @@ def compare(budget, steps, repeats):
 STEP_TIMER = """
 import statistics, sys, time, torch, torch.nn.functional as F
 from dataclasses import replace
-sys.path.insert(0, {root!r})
 torch.set_num_threads({threads})
 torch.set_flush_denormal(True)
 from deepres.budget import get_budget
@@ -136,7 +132,7 @@ while True:
 
 def step_time(threads, steps):
     """(median step time, the loss after the last step) in a fresh process."""
-    code = STEP_TIMER.format(root=str(ROOT), threads=threads, steps=steps)
+    code = STEP_TIMER.format(threads=threads, steps=steps)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     loss, seconds = out.stdout.strip().splitlines()[-2:]
@@ -145,7 +141,7 @@ def step_time(threads, steps):
 
 # The machine's speed in one figure: the median time of a training step of the laptop
 # ResNet-56 (the deepest network of the book's runs) on one thread, as the book's runs
-# train (deepres.run.unit_seconds). The build's first step states its work in these
+# train (deepres.measure.unit_seconds). The build's first step states its work in these
 # steps, so that any two machines can be compared: a machine's time for that work is
 # about the work times its figure, over its cores. NATIVE: the machine's own kernels instead of the pinned AVX2 ones (deepres/cpu.py).
 NATIVE = {"DEEPRES_NATIVE_CPU": "1", "ATEN_CPU_CAPABILITY": "", "ONEDNN_MAX_CPU_ISA": "",
@@ -153,15 +149,15 @@ NATIVE = {"DEEPRES_NATIVE_CPU": "1", "ATEN_CPU_CAPABILITY": "", "ONEDNN_MAX_CPU_
 
 
 def machine_speed(repeats=3):
-    """{'pinned': ms, 'native': ms}: ``deepres.run.unit_seconds`` (the laptop ResNet-56's
+    """{'pinned': ms, 'native': ms}: ``deepres.measure.unit_seconds`` (the laptop ResNet-56's
     one-thread step time) with the pinned AVX2 kernels and with the machine's own,
     medians of ``repeats`` fresh processes taken in turns."""
-    code = "from deepres.run import unit_seconds; print(unit_seconds())"
+    code = "from deepres.measure import unit_seconds; print(unit_seconds())"
     times = {"pinned": [], "native": []}
     for _ in range(repeats):
         for kind, env in (("pinned", {}), ("native", NATIVE)):
             out = subprocess.run([sys.executable, "-c", code], capture_output=True,
-                                 text=True, check=True, cwd=ROOT,
+                                 text=True, check=True,
                                  env={**os.environ, **env})
             times[kind].append(float(out.stdout.strip().splitlines()[-1]))
     return {k: 1000 * statistics.median(v) for k, v in times.items()}
@@ -195,13 +191,36 @@ def cpu_native():
     return out.stdout.strip()
 
 
+def for_the_book(path):
+    """What the book's Performance page shows, measured once for its build, in a process
+    set up as a chapter is (``deepres.setup``: the build's budget and thread count): the
+    loop against the plain loop, a busy machine, the GPU estimate. Written to ``path``."""
+    from deepres import setup
+    from devtools import gpu_estimate
+    _, budget = setup(verbose=False)
+    smoke = budget.name == "smoke"   # the tests' budget: only checks that the page runs
+    steps, repeats = (5, 1) if smoke else (20, 3)
+    result = dict(budget=budget.name, steps=steps, repeats=repeats,
+                  loop=compare(budget if smoke else get_budget("laptop", verbose=False),
+                               steps, repeats),
+                  contention=contention(2 if smoke else 5),
+                  gpu=dict(tflops=gpu_estimate.reference_tflops(),
+                           chapters=gpu_estimate.estimates("gpu")))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=1))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=100, help="steps per timed run")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--no-contention", action="store_true")
+    parser.add_argument("--book", type=Path, help="measure what the book's Performance page "
+                        "shows, and write it here (the build does)")
     args = parser.parse_args(argv)
+    if args.book:
+        return for_the_book(args.book)
     torch.set_flush_denormal(True)   # as deepres.setup() does in every chapter
     budget = get_budget("laptop", verbose=False)
     speed = machine_speed()

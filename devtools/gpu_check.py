@@ -1,15 +1,15 @@
 """``make gpu-check``: the GPU learner's path, exercised on a GPU in one go, no network.
 
-    python tools/gpu_check.py [--out DIR]     # on a CUDA GPU: at most about 8 minutes
-    python tools/gpu_check.py --dry           # on the CPU, small: what the tests run
+    python -m devtools.gpu_check [--out DIR]   # on a CUDA GPU: at most about 8 minutes
+    python -m devtools.gpu_check --dry     # on the CPU, small: what the tests run
 
 Sections (each one's failure is recorded and the others still run):
 
 * ``data``: CIFAR-10's pickles and Fashion-MNIST's IDX files, written here with random
-  pixels (``deepres.fixtures``), read by the real loaders;
+  pixels (``devtools.fixtures``), read by the real loaders;
 * ``networks``: every network the chapters train on the `gpu` budget, for ``STEPS``
   steps each on random CIFAR-size images: ms a step, the library's estimate (timed steps)
-  against the measured time, this tool's T4 roofline (``tools/gpu_estimate.py``), CUDA's
+  against the measured time, this tool's T4 roofline (``devtools/gpu_estimate.py``), CUDA's
   peak memory;
 * ``syncs``: how often one training step makes the host wait for the GPU (PyTorch's sync
   debug mode; runs of N and 2N steps, so that the evaluation's waits cancel out);
@@ -38,28 +38,26 @@ import traceback
 import warnings
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tools"))
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
+import torch
+from torch import nn
 
-import deepres.training as training  # noqa: E402
-import gpu_estimate  # noqa: E402
-from deepres.budget import PROFILES  # noqa: E402
-from deepres.data import Data, load  # noqa: E402
-from deepres.fixtures import write_cifar_fixture, write_fashion_fixture  # noqa: E402
-from deepres.measure import count_params, layer_grad_norms, output_stds  # noqa: E402
-from deepres.models import plain  # noqa: E402
-from deepres.training import train  # noqa: E402
+import deepres.training as training
+from deepres.budget import PROFILES
+from deepres.data import Data, load
+from deepres.measure import count_params, layer_grad_norms, output_stds
+from deepres.models import plain
+from deepres.training import train
+from devtools import gpu_estimate
+from devtools.fixtures import write_cifar_fixture, write_fashion_fixture
+
+ROOT = Path(__file__).resolve().parent.parent
 
 STEPS = 200   # per network on a GPU (dry: 3)
 
 DDP_SCRIPT = """
 import json, sys
 import torch, torch.distributed as dist
-sys.path.insert(0, {tools!r})
-from gpu_check import ddp_model, random_data
+from devtools.gpu_check import ddp_model, random_data
 from deepres.training import train
 
 dist.init_process_group("gloo")
@@ -228,9 +226,9 @@ def check_resume(device, tmp):
 def check_ddp(device, tmp):
     where = "cuda:0" if device.type == "cuda" else "cpu"
     script = tmp / "ddp.py"
-    script.write_text(DDP_SCRIPT.format(tools=str(ROOT / "tools"), device=where))
+    script.write_text(DDP_SCRIPT.format(device=where))
     out = tmp / "ddp.json"
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1",
+    env = dict(os.environ, OMP_NUM_THREADS="1",
                DEEPRES_CACHE=str(tmp / "ddp-cache"))
     result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
                              "--nproc_per_node=2", str(script), str(out)], env=env,
@@ -285,7 +283,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if not args.dry and not torch.cuda.is_available():
         sys.exit("gpu-check: no CUDA GPU here. On a GPU machine run `make gpu-check`; to "
-                 "try the script on the CPU: python tools/gpu_check.py --dry")
+                 "try the script on the CPU: python -m devtools.gpu_check --dry")
     device = torch.device("cpu" if args.dry else "cuda")
     budget = PROFILES["smoke" if args.dry else "gpu"]
     steps = 3 if args.dry else STEPS

@@ -93,3 +93,10 @@ def library_commit():
         raise RuntimeError("no commit of the library found in this repository's history; "
                            "set DEEPRES_REPOSITORY_COMMIT")
     return found
+
+
+def point_at_the_builds_repository(options):
+    """Point the theme's buttons (and so the Colab links), ``html_theme_options``, at the
+    build's repository."""
+    options["repository_url"] = repository_url(options.get("repository_url"))
+    options["repository_branch"] = repository_branch(options.get("repository_branch"))
