@@ -60,13 +60,13 @@ data: setup
 
 # The book's runs, retrained and committed: a build with an empty run cache (laptop budget,
 # one thread a run) trains every run the book shows, and runs/ then holds exactly those
-# (deepres/book_runs.py). Run it after bumping NUMERICS_VERSION, then `make learner`.
+# (deepres/course/book_runs.py). Run it after bumping NUMERICS_VERSION, then `make learner`.
 RUNS_CACHE := $(CURDIR)/_build/runs-cache
 runs: setup data
 	rm -rf $(RUNS_CACHE)
 	DEEPRES_CACHE=$(RUNS_CACHE) DEEPRES_STORE= DEEPRES_BUDGET=laptop \
 	  $(BIN)/jupyter-book build . -W -n --keep-going
-	$(BIN)/python -m deepres.book_runs $(RUNS_CACHE) runs
+	$(BIN)/python -m deepres.course.book_runs $(RUNS_CACHE) runs
 
 # The training loop against a raw PyTorch loop, and thread counts on an idle and a busy
 # machine: figures printed (and kept in _build/reports/bench.json), nothing asserted.

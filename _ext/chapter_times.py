@@ -11,7 +11,7 @@ from pathlib import Path
 
 from myst_nb.sphinx_ import NbMetadataCollector
 
-from deepres.experiments import CHAPTERS
+from deepres.course.experiments import CHAPTERS
 
 
 def record(app, exception):

@@ -3,7 +3,7 @@
 - MathJax and plotly.js come from ``vendor/node_modules`` (pinned in ``vendor/package.json``,
   installed by ``make setup``) and are copied into ``_static/lib`` of the build.
 - The Jupyter widget manager and RequireJS are not loaded: the kernel widgets stay in the
-  notebooks, and the HTML has its own kernel-free figures (``deepres/figures.py``). Their
+  notebooks, and the HTML has its own kernel-free figures (``deepres/course/figures.py``). Their
   outputs are removed from the pages (the widget cells carry ``remove-output``).
 - Thebe is not loaded: no page uses it (jupyter-book adds it to every page).
 - A launch button is kept only where a learner notebook exists beside the chapter.

@@ -19,7 +19,7 @@ from pathlib import Path
 from sphinx.util import logging
 
 from deepres.cpu import THREADS_ENV
-from deepres.experiments import CHAPTERS
+from deepres.course.experiments import CHAPTERS
 
 logger = logging.getLogger(__name__)
 REPORTS_ENV = "DEEPRES_REPORTS"   # where the build's measurements go; the pages read them

@@ -3,7 +3,7 @@ from . import cpu
 
 cpu.pin()   # before anything computes: the same numbers on every x86-64 CPU (deepres/cpu.py)
 
-from .budget import Budget, get_budget, pick_device, setup  # noqa: E402
+from .course.budget import Budget, get_budget, pick_device, setup  # noqa: E402
 from .data import DataNotFound, load  # noqa: E402
 from .training import Run, clear_cache, evaluate, train  # noqa: E402
 

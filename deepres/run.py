@@ -21,12 +21,12 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from .budget import PROFILES, get_budget, pick_device
+from .course.budget import PROFILES, get_budget, pick_device
 from .cpu import THREADS_ENV, num_threads
 from .data import load_cifar10_raw, load_fashion_mnist_raw
-from .experiments import CHAPTERS, chapter_runs, chapter_specs
+from .course.experiments import CHAPTERS, chapter_runs, chapter_specs
 from .measure import unit_seconds
-from .planning import plan, share_out
+from .course.planning import plan, share_out
 from .runcache import CACHE_ENV, cache_dir, store_dir
 from .timing import duration
 from .specs import plan_specs, train_specs

@@ -39,7 +39,7 @@ class Run:
     what the progress bar shows, not a fair comparison with the test error.
     """
     name: str
-    model: torch.nn.Module  # None for a book's run kept without weights (deepres.book_runs)
+    model: torch.nn.Module  # None for a book's run kept without weights (deepres.course.book_runs)
     history: dict
     seconds: float          # wall time of the training itself (of the original run if cached)
     device: str

@@ -216,7 +216,7 @@ def for_weights(weights, root=None, download=True):
     """CIFAR-10 prepared as ``weights`` (a torchvision weights enum member) expect their
     input: scaled to [0, 1] and normalised with the mean and standard deviation of their
     own ``transforms()`` (ImageNet's), not CIFAR-10's. (Their resize to 256 and crop to
-    224 are left to the model: see ``deepres.experiments.imagenet_to_cifar``.)"""
+    224 are left to the model: see ``deepres.course.experiments.imagenet_to_cifar``.)"""
     from .data import Data, load_cifar10_raw
     preprocess = weights.transforms()
     mean = torch.tensor(preprocess.mean).view(1, -1, 1, 1)

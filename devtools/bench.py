@@ -25,8 +25,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from deepres.budget import get_budget
-from deepres.experiments import cifar_data, densenet_networks
+from deepres.course.budget import get_budget
+from deepres.course.experiments import cifar_data, densenet_networks
 from deepres.models import plain, resnet_cifar
 from deepres.cpu import num_threads
 from deepres.training import cpu_threads, train
@@ -101,8 +101,8 @@ import statistics, sys, time, torch, torch.nn.functional as F
 from dataclasses import replace
 torch.set_num_threads({threads})
 torch.set_flush_denormal(True)
-from deepres.budget import get_budget
-from deepres.experiments import cifar_data
+from deepres.course.budget import get_budget
+from deepres.course.experiments import cifar_data
 from deepres.models import resnet_cifar
 budget = get_budget("laptop", verbose=False)
 data = cifar_data(replace(budget, train_size=budget.batch_size, test_size=1))  # one batch

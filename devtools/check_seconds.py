@@ -2,7 +2,7 @@
 quotes ("the course's solution passes this check in about 0.4 s here"). Runs the checks'
 accepting tests on one thread, takes each check's median, and divides it by this
 machine's measured slowness, so the table holds the seconds of the machine the course was
-written on (``deepres.checks.core.CALIBRATION``). Run it there after a check changes:
+written on (``deepres.course.checks.core.CALIBRATION``). Run it there after a check changes:
 
     python -m devtools.check_seconds
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from deepres.checks import core
+from deepres.course.checks import core
 from deepres.cpu import num_threads
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -42,7 +42,7 @@ import torch
 from torch import nn
 
 import deepres.training as training
-from deepres.budget import PROFILES
+from deepres.course.budget import PROFILES
 from deepres.data import Data, load
 from deepres.measure import count_params, layer_grad_norms, output_stds
 from deepres.models import plain

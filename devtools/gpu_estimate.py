@@ -6,7 +6,7 @@ this is arithmetic, not a measurement:
     python -m devtools.gpu_estimate [budget]
 
 **Which runs.** Every run a chapter trains in a fresh Colab runtime: the run
-specifications of ``deepres.experiments.chapter_specs`` (the list the pages train), each
+specifications of ``deepres.course.experiments.chapter_specs`` (the list the pages train), each
 chapter counted in full even where the book shares runs between chapters through the run
 cache, plus the exercises' runs (``extra_runs``).
 
@@ -35,8 +35,8 @@ import sys
 import torch
 from torch import nn
 
-from deepres import experiments
-from deepres.budget import PROFILES
+from deepres.course import experiments
+from deepres.course.budget import PROFILES
 from deepres.data import Data
 from deepres.measure import count_flops
 from deepres.models import resnet_cifar

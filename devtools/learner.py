@@ -24,7 +24,7 @@ import nbformat
 from pybtex.database import parse_file
 from pybtex.richtext import Text
 
-from deepres.book_runs import SOURCE_ENV, read_index
+from deepres.course.book_runs import SOURCE_ENV, read_index
 from deepres.timing import duration
 from devtools.repository import book_url, library_commit, raw_url, repository_url
 
@@ -385,7 +385,7 @@ def learner_notebook(md_path, values=None, commit=None):
                     cells.append(nbformat.v4.new_markdown_cell(part.strip()))
         elif not converter.in_solution:
             tags = cell.metadata.get("tags", [])
-            if "book-only" in tags:   # the HTML book's own figures (deepres.figures)
+            if "book-only" in tags:   # the HTML book's own figures (deepres.course.figures)
                 continue
             cells.append(nbformat.v4.new_code_cell(cell.source, metadata={"tags": tags}
                                                    if tags else {}))

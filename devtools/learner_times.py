@@ -22,10 +22,10 @@ from nbclient import NotebookClient
 
 import torch
 
-from deepres.book_runs import SOURCE_ENV, read_index
-from deepres.budget import get_budget
+from deepres.course.book_runs import SOURCE_ENV, read_index
+from deepres.course.budget import get_budget
 from deepres.cpu import THREADS_ENV
-from deepres.planning import plan
+from deepres.course.planning import plan
 from deepres.timing import duration
 from devtools.learner import chapters
 from devtools.testing import with_solutions

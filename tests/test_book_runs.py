@@ -1,4 +1,4 @@
-"""The book's own runs (deepres.book_runs): committed in runs/ by `make runs`, found by
+"""The book's own runs (deepres.course.book_runs): committed in runs/ by `make runs`, found by
 the build, loaded by a learner on another machine (other keys) instead of being trained,
 and refused with a clear message when they cannot be used."""
 import json
@@ -8,10 +8,11 @@ import nbformat
 import pytest
 import torch
 
-from deepres import book_runs, runcache
-from deepres.budget import PROFILES
-from deepres.experiments import CHAPTERS, chapter_runs
-from deepres.planning import plan
+from deepres import runcache
+from deepres.course import book_runs
+from deepres.course.budget import PROFILES
+from deepres.course.experiments import CHAPTERS, chapter_runs
+from deepres.course.planning import plan
 from devtools.testing import colab_runtime_available, execute
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -122,7 +123,7 @@ def test_runs_that_start_from_a_source_come_in_a_second_round(tmp_path, monkeypa
     keys exist only once the source is stored: the planner counts them as waiting, the
     book's runs copy the source first and then them, and a learner's chapter 8 then
     loads all of them."""
-    from deepres.experiments import chapter_specs
+    from deepres.course.experiments import chapter_specs
     from deepres.specs import plan_specs
     monkeypatch.setenv("DEEPRES_THREADS", "1")
     monkeypatch.setenv(runcache.CACHE_ENV, str(tmp_path / "book-cache"))
@@ -179,7 +180,7 @@ SAMPLE = (("ResNet-14", 2), ("DenseNet-BC-40", 0), ("ResNeXt-20 (4x32d)", 0))
 
 @pytest.fixture(scope="module")
 def books_data():
-    from deepres.experiments import cifar_data
+    from deepres.course.experiments import cifar_data
     return cifar_data(PROFILES[book_runs.BOOK_BUDGET])
 
 
@@ -188,7 +189,7 @@ def test_a_sample_of_the_committed_runs_retrains_bit_for_bit(name, seed, books_d
                                                              monkeypatch):
     """The committed runs are what this machine trains: the same history and weights, to
     the last bit, on any x86-64 CPU (tests/test_reproducible.py)."""
-    from deepres.experiments import race_budget, race_networks
+    from deepres.course.experiments import race_budget, race_networks
     from deepres.training import train
     monkeypatch.setenv(runcache.CACHE_ENV, str(tmp_path / "runs"))
     monkeypatch.setenv(runcache.STORE_ENV, "")

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from deepres.budget import ENV_VAR, PROFILES, get_budget, pick_device, setup
+from deepres.course.budget import ENV_VAR, PROFILES, get_budget, pick_device, setup
 
 
 def test_unknown_budget_names_the_choices(monkeypatch):

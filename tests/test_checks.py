@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from torch import nn
 
-from deepres.checks import CheckFailed
-from deepres.checks import vgg as check
+from deepres.course.checks import CheckFailed
+from deepres.course.checks import vgg as check
 
 
 def rejects(checker, answer, *expected):
@@ -97,7 +97,7 @@ def test_conv_flops_rejects(wrong, message):
 import torch
 import torch.nn.functional as F
 
-from deepres.checks import degradation, residual
+from deepres.course.checks import degradation, residual
 from deepres.measure import layer_grad_norms
 from deepres.models import BasicBlock, PadShortcut, PreActBlock, Transition, plain
 
@@ -232,7 +232,7 @@ def test_resnet_params_rejects(wrong, message):
 
 # --- chapters 4-6: bottlenecks, ResNeXt, DenseNet ---------------------------------
 
-from deepres.checks import bottleneck, densenet, resnext
+from deepres.course.checks import bottleneck, densenet, resnext
 from deepres.measure import count_params
 from deepres.models import Bottleneck, DenseBlock
 
@@ -324,7 +324,7 @@ def test_width_for_cardinality_rejects(wrong, message):
     rejects(resnext.width_for_cardinality, wrong, message)
 
 
-from deepres.checks.densenet import _OnTensor as LayerOnTensor  # the reference answer
+from deepres.course.checks.densenet import _OnTensor as LayerOnTensor  # the reference answer
 
 
 class NoBottleneckLayer(nn.Module):  # DenseNet without B: BN-ReLU-Conv3x3 only
@@ -420,7 +420,7 @@ import copy  # noqa: E402
 
 import torch  # noqa: E402
 
-from deepres.checks import practice, why  # noqa: E402
+from deepres.course.checks import practice, why  # noqa: E402
 from deepres.transfer import count_trainable, new_head  # noqa: E402
 
 
@@ -429,7 +429,7 @@ def test_grouped_conv_accepts_vmap_of_an_ungrouped_conv():
     may run a grouped kernel inside, which is not the learner's call)."""
     import torch
     import torch.nn.functional as F
-    from deepres.checks import resnext
+    from deepres.course.checks import resnext
 
     def by_vmap(x, conv):
         g = conv.groups
@@ -610,7 +610,7 @@ def test_option_a_computes_its_expectation_before_the_answer_runs():
 def test_hints_come_in_tiers(capsys):
     """The first failure says what is wrong and how to ask for a nudge; check.hint() or
     a second failure gives the nudge; the nudge never gives the answer away."""
-    from deepres.checks import core
+    from deepres.course.checks import core
     core._hints["failures"].clear()
     wrong = lambda channels, n_layers, kernel_size: 1  # noqa: E731
     first = rejects(check.stack_params, wrong, "For a nudge, run check.hint().")
@@ -625,7 +625,7 @@ def test_hints_come_in_tiers(capsys):
 
 
 def test_an_endless_loop_is_stopped_with_a_message(monkeypatch):
-    from deepres.checks import core
+    from deepres.course.checks import core
     monkeypatch.setattr(core, "TIME_LIMIT", 1)
     monkeypatch.setattr(core, "slowness", lambda: 1.0)   # the limit as written
 
@@ -638,7 +638,7 @@ def test_an_endless_loop_is_stopped_with_a_message(monkeypatch):
 def test_a_time_out_says_how_long_the_solution_takes_here(monkeypatch, tmp_path):
     """The message quotes the table's time for this check, scaled to this machine."""
     import json
-    from deepres.checks import core
+    from deepres.course.checks import core
     monkeypatch.setattr(core, "TIME_LIMIT", 1)
     monkeypatch.setattr(core, "slowness", lambda: 2.0)
     table = tmp_path / "seconds.json"
@@ -661,7 +661,7 @@ def test_every_time_limited_check_has_its_solutions_time():
     one that trains), and nothing else."""
     import json
     import re
-    from deepres.checks import core
+    from deepres.course.checks import core
     sources = "".join(p.read_text() for p in Path(core.__file__).parent.glob("*.py"))
     exercises = set(re.findall(r'"(Exercise: [^"]+)"', sources))
     trains = {"Exercise: your block against the degradation",
@@ -674,7 +674,7 @@ def test_a_time_out_leaves_nothing_behind(monkeypatch):
     and every frame's own tracer are what they were, and a tracer set afterwards (a
     debugger, coverage) meets no leftover of the limit."""
     import signal
-    from deepres.checks import core
+    from deepres.course.checks import core
     monkeypatch.setattr(core, "TIME_LIMIT", 1)
     monkeypatch.setattr(core, "slowness", lambda: 1.0)   # the limit as written
 
@@ -711,7 +711,7 @@ def test_a_bare_except_in_a_retry_loop_does_not_absorb_the_limit(monkeypatch, sl
     up by itself after many absorbed raises, so that the test ends either way, and then
     returns a wrong number, which would say 'not yet'."""
     import time
-    from deepres.checks import core
+    from deepres.course.checks import core
     monkeypatch.setattr(core, "TIME_LIMIT", 1)
     monkeypatch.setattr(core, "slowness", lambda: 1.0)   # the limit as written
 
@@ -997,8 +997,8 @@ def test_transition_layer_rejects(wrong, message):
 
 @pytest.fixture(scope="module")
 def experiment_runs(tmp_path_factory):
-    from deepres.budget import get_budget
-    from deepres.experiments import cifar_run
+    from deepres.course.budget import get_budget
+    from deepres.course.experiments import cifar_run
     from devtools.testing import synthetic_data
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("DEEPRES_CACHE", str(tmp_path_factory.mktemp("runs")))
@@ -1122,7 +1122,7 @@ def test_freeze_up_to_rejects(wrong, message):
 # --- issue 22: right answers in other forms, feedback that names the mistake ------------
 
 def test_numpy_arrays_are_accepted_where_a_tensor_of_the_same_values_is():
-    from deepres.checks import degradation, why
+    from deepres.course.checks import degradation, why
     from deepres.measure import layer_grad_norms
     why.path_counts(lambda n: np.array([math.comb(n, k) for k in range(n + 1)]))
     degradation.grad_norms(lambda model, x, y: np.array(layer_grad_norms(model, x, y)))
@@ -1143,7 +1143,7 @@ def test_the_arithmetic_exercises_state_that_building_layers_is_refused():
 
 
 def test_a_built_module_passed_to_a_function_checker_is_named_as_such():
-    from deepres.checks import degradation
+    from deepres.course.checks import degradation
     from deepres.models import plain
     message = rejects(check.make_features, features([4, "M"], 3), "pass the function you wrote")
     assert "class itself" not in message
@@ -1183,7 +1183,7 @@ def test_a_change_of_torchs_global_settings_is_undone_and_named():
 def test_remove_blocks_judges_an_answer_that_changed_the_given_model():
     import copy
 
-    from deepres.checks import why
+    from deepres.course.checks import why
 
     def in_place(model, indices):   # changes the model it was given, returns it
         for i in indices:
@@ -1207,7 +1207,7 @@ def test_the_experiment_check_trains_without_a_time_limit_and_wants_a_real_run(
         experiment_runs, monkeypatch):
     """A training run is not time-limited (a slow CPU is not an endless loop); stopped
     by the learner, the check says the run resumes from its checkpoint."""
-    from deepres.checks import core, residual
+    from deepres.course.checks import core, residual
     from deepres.models import PreActBlock
     budget, runs = experiment_runs
 
@@ -1237,7 +1237,7 @@ def test_the_experiment_check_compares_on_the_laptop_budget(experiment_runs):
                                                          "train_error": [0.60]})
     plain_run = dataclasses.replace(runs["plain"], history={**runs["plain"].history,
                                                             "train_error": [0.34]})
-    from deepres.checks import residual
+    from deepres.course.checks import residual
     from deepres.models import PreActBlock
     message = rejects(lambda cls: residual.block_in_experiment(lambda: worse, plain_run, laptop,
                                                                cls),
@@ -1250,7 +1250,7 @@ def test_the_experiment_check_compares_on_the_laptop_budget(experiment_runs):
 def test_the_librarys_own_code_is_turned_away_as_an_answer():
     """The page used the library's delete_blocks, filter_normalized_direction,
     PadShortcut; an answer that is it, or calls it, is refused, by name."""
-    from deepres.checks import residual, why
+    from deepres.course.checks import residual, why
     from deepres.landscape import filter_normalized_direction
     from deepres.lesion import delete_blocks
     from deepres.models import PadShortcut, PreActBlock
@@ -1260,7 +1260,7 @@ def test_the_librarys_own_code_is_turned_away_as_an_answer():
     rejects(why.random_direction, filter_normalized_direction, "`filter_normalized_direction`")
     rejects(residual.option_a, lambda x, c_out, stride: PadShortcut(x.shape[1], c_out, stride)(x),
             "`PadShortcut`")
-    from deepres.checks import vgg
+    from deepres.course.checks import vgg
     from deepres.lesion import path_length_counts
     from deepres.models.vgg import make_features
     rejects(why.path_counts, path_length_counts, "`path_length_counts`")
@@ -1291,7 +1291,7 @@ def test_the_library_is_refused_however_it_is_reached():
     import copy
     import functools
 
-    from deepres.checks import densenet, residual, why
+    from deepres.course.checks import densenet, residual, why
     from deepres.lesion import delete_blocks
     from deepres.models import DenseBlock, PadShortcut
     _del = delete_blocks
@@ -1318,7 +1318,7 @@ def test_a_learners_own_function_of_a_librarys_name_is_fine(capsys):
     to be called delete_blocks is their own code."""
     import copy as copy_module
 
-    from deepres.checks import why
+    from deepres.course.checks import why
     namespace = {"copy": copy_module, "nn": nn}
     exec("def delete_blocks(model, indices):\n"
          "    out = copy.deepcopy(model)\n"
@@ -1334,7 +1334,7 @@ def test_a_learners_own_function_of_a_librarys_name_is_fine(capsys):
 def test_the_time_limit_grows_on_a_slower_machine(monkeypatch):
     """A check's limit is TIME_LIMIT on the machine the course was written on, and
     proportionally more on a slower one (never less)."""
-    from deepres.checks import core, timelimit
+    from deepres.course.checks import core, timelimit
     assert core.slowness() >= 1.0
     monkeypatch.setattr(timelimit, "_slowness", [])
     monkeypatch.setattr(timelimit, "_calibration", lambda: 3 * timelimit.CALIBRATION)
@@ -1349,7 +1349,7 @@ def test_the_time_limit_grows_on_a_slower_machine(monkeypatch):
 def test_a_time_out_says_when_the_answers_threads_still_run(monkeypatch):
     import threading
     import time
-    from deepres.checks import core
+    from deepres.course.checks import core
     monkeypatch.setattr(core, "TIME_LIMIT", 1)
     monkeypatch.setattr(core, "slowness", lambda: 1.0)
     stop = threading.Event()

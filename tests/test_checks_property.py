@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from deepres.checks import CheckFailed, bottleneck, core, degradation, densenet, residual, resnext, vgg
+from deepres.course.checks import CheckFailed, bottleneck, core, degradation, densenet, residual, resnext, vgg
 from deepres.models import BasicBlock, Bottleneck, DenseBlock, PreActBlock, Transition, plain
 from deepres.models.vgg import make_features
 
@@ -332,7 +332,7 @@ def _mistakes():
     import torch.nn.functional as F
     import torchvision
 
-    from deepres.checks import practice, why
+    from deepres.course.checks import practice, why
     conv2d = F.conv2d   # a conv2d imported before the check (the check cannot swap it)
     return {
         "bottleneck_params ignores the stride": (bottleneck.bottleneck_params,

@@ -15,8 +15,8 @@ import pytest
 import torch
 
 import deepres.training as train_module
-from deepres.budget import get_budget
-from deepres.experiments import chapter_runs
+from deepres.course.budget import get_budget
+from deepres.course.experiments import chapter_runs
 from deepres.training import train
 from devtools.testing import no_bn_model, synthetic_data
 
@@ -143,14 +143,14 @@ def test_the_command_line_refuses_an_unknown_chapter_or_budget(cache):
 
 
 def test_every_chapter_that_trains_is_known_to_the_command_line():
-    from deepres.experiments import CHAPTERS, chapter_specs
+    from deepres.course.experiments import CHAPTERS, chapter_specs
     assert list(CHAPTERS) == list(range(1, 9))
     with pytest.raises(ValueError, match="1 to 8"):
         chapter_specs(9, get_budget("smoke", verbose=False))
 
 
 def test_share_out_gives_the_longest_runs_first_to_the_least_loaded_process():
-    from deepres.planning import share_out
+    from deepres.course.planning import share_out
     todo = {"a": 5.0, "b": 4.0, "c": 3.0, "d": 3.0, "e": 1.0}
     shares = share_out(todo, 2)
     assert sorted(k for s in shares for k in s) == sorted(todo)   # each run once

@@ -1,10 +1,10 @@
-"""deepres.figures: the HTML book's kernel-free interactive figures."""
+"""deepres.course.figures: the HTML book's kernel-free interactive figures."""
 import json
 import re
 
 import pytest
 
-from deepres.figures import BOOK_ENV, InteractiveFigure, bars, curve_traces, curves_by_seed, line
+from deepres.course.figures import BOOK_ENV, InteractiveFigure, bars, curve_traces, curves_by_seed, line
 
 
 def figure(**kw):

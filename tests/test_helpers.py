@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from deepres.book import ODDS, chance_of_separation, glue, seeds_needed, verdict
+from deepres.course.book import ODDS, chance_of_separation, glue, seeds_needed, verdict
 from deepres.plots import cost_shares, training_curves
 from devtools.testing import synthetic_data
 
@@ -15,7 +15,7 @@ QUIZZES = sorted(p.stem for p in resources.files("deepres").joinpath("quizzes").
 
 
 def test_glue_publishes_exactly_what_it_prints(monkeypatch, capsys):
-    from deepres.figures import BOOK_ENV
+    from deepres.course.figures import BOOK_ENV
     monkeypatch.delenv(BOOK_ENV, raising=False)
     glued = {}
     import myst_nb
@@ -29,7 +29,7 @@ def test_glue_publishes_exactly_what_it_prints(monkeypatch, capsys):
 
 def test_the_books_pages_show_a_glued_value_in_the_prose_only(monkeypatch, capsys):
     import myst_nb
-    from deepres.figures import BOOK_ENV
+    from deepres.course.figures import BOOK_ENV
     glued = {}
     monkeypatch.setattr(myst_nb, "glue", lambda name, value, display: glued.update({name: value}))
     monkeypatch.setenv(BOOK_ENV, "1")

@@ -144,13 +144,13 @@ def test_code_cells_are_the_chapters_minus_solutions(md):
 
 @pytest.mark.parametrize("md", CHAPTERS, ids=IDS)
 def test_the_books_own_figures_stay_out_and_the_widgets_stay_in(md):
-    """The HTML book's figures (deepres.figures) need the book's plotly.js: the learner
+    """The HTML book's figures (deepres.course.figures) need the book's plotly.js: the learner
     notebook leaves them out, and keeps the ipywidget that does the same with a kernel."""
     chapter = jupytext.read(md)
     book_only = [c for c in chapter.cells if "book-only" in c.metadata.get("tags", [])]
-    assert book_only and all("deepres.figures" in c.source for c in book_only)
+    assert book_only and all("deepres.course.figures" in c.source for c in book_only)
     text = md.with_suffix(".ipynb").read_text()
-    assert "deepres.figures" not in text and "book-only" not in text
+    assert "deepres.course.figures" not in text and "book-only" not in text
     assert "widgets.interact(" in text
 
 
@@ -378,7 +378,7 @@ def test_the_first_cell_says_run_all_stops_at_an_exercise_and_how_long_it_takes(
 
 def library_answers():
     """{check function: the names of the course's own code that does what its exercise
-    asks}, from every ``run_checks(..., library=(...))`` in deepres/checks."""
+    asks}, from every ``run_checks(..., library=(...))`` in deepres/course/checks."""
     import ast
     found = {}
     for path in sorted((ROOT / "deepres" / "checks").glob("*.py")):

@@ -33,8 +33,8 @@ pytestmark = pytest.mark.skipif(
 
 RUN = """
 import json, torch, deepres
-from deepres.budget import get_budget
-from deepres.experiments import cifar_data
+from deepres.course.budget import get_budget
+from deepres.course.experiments import cifar_data
 from deepres.models.cifar import resnet_cifar
 from deepres.training import train
 budget = get_budget("laptop", verbose=False)

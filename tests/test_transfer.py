@@ -135,8 +135,8 @@ def test_the_gpu_path_imagenet_to_cifar_runs_on_a_cpu(tmp_path, monkeypatch, cap
     weights on the machine and downloading off: it says so and trains both variants."""
     from devtools.fixtures import write_cifar_fixture
 
-    from deepres.budget import get_budget
-    from deepres.experiments import imagenet_to_cifar
+    from deepres.course.budget import get_budget
+    from deepres.course.experiments import imagenet_to_cifar
 
     write_cifar_fixture(tmp_path / "cifar-10-batches-py", per_batch=20)
     monkeypatch.setenv("DEEPRES_DATA", str(tmp_path))

@@ -5,8 +5,8 @@ import pytest
 import torch
 from torch import nn
 
-from deepres.budget import get_budget
-from deepres.experiments import race_networks
+from deepres.course.budget import get_budget
+from deepres.course.experiments import race_networks
 from deepres.landscape import filter_normalized_direction, loss_at
 from deepres.lesion import (deletable_blocks, delete_blocks, path_length_counts,
                             random_lesions, single_lesions)

@@ -15,8 +15,8 @@ import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
-from . import runcache, training
-from .specs import plan_specs
+from .. import runcache, training
+from ..specs import plan_specs
 from .budget import BOOK_BUDGET
 from .experiments import CHAPTERS, chapter_specs
 
@@ -190,7 +190,7 @@ def _copy(source, book_key, key):
     runcache.save(run, runcache.cache_dir() / f"{key}.pt")
 
 
-if __name__ == "__main__":   # make runs: python -m deepres.book_runs CACHE STORE
+if __name__ == "__main__":   # make runs: python -m deepres.course.book_runs CACHE STORE
     import sys
     import torch
     from .budget import get_budget

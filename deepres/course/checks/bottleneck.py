@@ -1,6 +1,6 @@
 """Checkers for the bottleneck chapter's exercises."""
-from ..measure import count_params
-from ..models.blocks import Bottleneck
+from ...measure import count_params
+from ...models.blocks import Bottleneck
 from .core import hint, run_checks  # noqa: F401 (hint: check.hint())
 from .residual import compare_blocks, identity_when_silenced
 

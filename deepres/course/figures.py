@@ -13,7 +13,7 @@ import html
 import json
 import os
 
-from .plots import smooth
+from ..plots import smooth
 
 BOOK_ENV = "DEEPRES_BOOK_HTML"   # set by the book build (_ext/offline.py) for its kernels
 

@@ -6,9 +6,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..landscape import filter_normalized_direction
-from ..lesion import deletable_blocks, delete_blocks, keeps_shape, path_length_counts
-from ..models.cifar import plain, resnet_cifar
+from ...landscape import filter_normalized_direction
+from ...lesion import deletable_blocks, delete_blocks, keeps_shape, path_length_counts
+from ...models.cifar import plain, resnet_cifar
 from .core import CRASHED, hint, no_modules, run_checks  # noqa: F401
 
 

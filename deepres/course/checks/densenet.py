@@ -2,7 +2,7 @@
 import torch
 from torch import nn
 
-from ..models.densenet import DenseBlock, DenseLayer, Transition
+from ...models.densenet import DenseBlock, DenseLayer, Transition
 from .core import CRASHED, compare_modules, hint, no_modules, run_checks  # noqa: F401
 
 

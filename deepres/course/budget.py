@@ -18,8 +18,8 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from . import cpu
-from .cpu import THREADS_ENV
+from .. import cpu
+from ..cpu import THREADS_ENV
 
 ENV_VAR = "DEEPRES_BUDGET"
 BOOK_BUDGET = "laptop"   # the budget the book's build trains its runs with (on a CPU)
@@ -46,7 +46,7 @@ PROFILES = {
                     eval_every=10, batch_size=64, seeds=(0, 1), vgg_widths=(8, 16, 32),
                     resnet_widths=(4, 8, 16), resnet_image_size=14, race_steps=20),
     # laptop: 750 steps (1.6 epochs), and 200 for each run of the race. Four seeds, the
-    # fewest with which the book's decision rule can call a network ahead (deepres.book)
+    # fewest with which the book's decision rule can call a network ahead (deepres.course.book)
     "laptop": Budget("laptop", "fashion-mnist", train_size=0, test_size=0, steps=750,
                      eval_every=250, batch_size=128, seeds=(0, 1, 2, 3), vgg_widths=(16, 32, 64),
                      resnet_widths=(8, 16, 32), resnet_image_size=14, race_steps=200),
@@ -109,7 +109,7 @@ def get_budget(name=None, device=None, verbose=True, **overrides):
 def setup(budget=None, verbose=True, book_runs=False):
     """The first cell of every chapter: seed, pick the device and the budget (the one
     named, else ``$DEEPRES_BUDGET``, else the device's default; with ``book_runs``, the
-    budget of the book's own runs, ``deepres.book_runs``)."""
+    budget of the book's own runs, ``deepres.course.book_runs``)."""
     torch.manual_seed(0)
     torch.set_flush_denormal(True)  # denormals made deep nets up to 3x slower on CPU
     cpu.check()                     # the kernels' instruction set, pinned (deepres/cpu.py)

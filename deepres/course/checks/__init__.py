@@ -1,4 +1,4 @@
-"""Exercise checkers: ``from deepres.checks import vgg as check`` then ``check.stack_params(fn)``."""
+"""Exercise checkers: ``from deepres.course.checks import vgg as check`` then ``check.stack_params(fn)``."""
 from .core import CheckFailed, Checker, compare_modules, copy_weights, run_checks
 
 __all__ = ["CheckFailed", "Checker", "compare_modules", "copy_weights", "run_checks"]

@@ -12,12 +12,12 @@ from dataclasses import replace
 import torchvision
 from torch import nn
 
-from .data import load
-from .models import VGG, PreActBlock, densenet_bc_cifar
-from .models.cifar import plain, resnet_cifar
-from .specs import RunSpec, train_specs
-from .training import train
-from .transfer import class_subset, for_weights, load_pretrained, transfer_variants
+from ..data import load
+from ..models import VGG, PreActBlock, densenet_bc_cifar
+from ..models.cifar import plain, resnet_cifar
+from ..specs import RunSpec, train_specs
+from ..training import train
+from ..transfer import class_subset, for_weights, load_pretrained, transfer_variants
 
 CHAPTERS = range(1, 9)  # the chapters whose pages train runs
 
@@ -108,7 +108,7 @@ def densenet_networks(budget, data):
                                               in_channels=data.shape[0])}
 
 
-RACE_SEEDS = (0, 1, 2, 3)  # the race of chapter 7: four seeds on every budget (deepres.book)
+RACE_SEEDS = (0, 1, 2, 3)  # the race of chapter 7: four seeds on every budget (deepres.course.book)
 
 
 def race_budget(budget):

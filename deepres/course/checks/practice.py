@@ -3,8 +3,8 @@ import torch
 import torchvision
 from torch import nn
 
-from ..models.cifar import resnet_cifar
-from ..transfer import freeze
+from ...models.cifar import resnet_cifar
+from ...transfer import freeze
 from .core import CRASHED, hint, run_checks  # noqa: F401
 
 

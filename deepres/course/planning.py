@@ -3,9 +3,9 @@ import torch
 
 from .budget import BOOK_BUDGET
 from .experiments import chapter_specs
-from .runcache import stored
-from .timing import duration
-from .specs import plan_specs
+from ..runcache import stored
+from ..timing import duration
+from ..specs import plan_specs
 
 
 def plan(chapters, budget, device):
@@ -31,7 +31,7 @@ def preview(chapter, budget, device, book_runs=False):
     takes here: the sum of the estimates (from a few timed steps) of its runs that are not
     stored (it prints, and returns nothing, so that a notebook cell shows only the text).
     With ``book_runs``, the book's own runs are put in the run cache first
-    (``deepres.book_runs.use``): nothing is left to train."""
+    (``deepres.course.book_runs.use``): nothing is left to train."""
     if book_runs:
         from .book_runs import use
         added = use(chapter, budget, device)

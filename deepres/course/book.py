@@ -26,7 +26,7 @@ def glue(name, value, fmt=None):
 def quiz(chapter):
     """Show the self-check quiz of a chapter (interactive also in the static HTML)."""
     from jupyterquiz import display_quiz
-    text = resources.files("deepres").joinpath("quizzes", f"{chapter}.json").read_text()
+    text = resources.files("deepres.course").joinpath("quizzes", f"{chapter}.json").read_text()
     display_quiz(json.loads(text), shuffle_answers=False)
 
 

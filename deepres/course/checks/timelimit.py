@@ -39,7 +39,7 @@ def slowness():
     """How many times slower this machine is than the one the course was written on (at
     least 1), measured once: a slow Colab CPU gets a longer time limit, not a refusal."""
     if not _slowness:
-        from ..cpu import num_threads
+        from ...cpu import num_threads
         with torch.random.fork_rng(), num_threads(1):
             seconds = sorted(_calibration() for _ in range(5))[2]
         _slowness.append(max(1.0, seconds / CALIBRATION))
@@ -51,13 +51,12 @@ class TimeLimit(BaseException):
     ``except Exception`` cannot swallow it)."""
 
 
-
 # the limit's own code, and the checks' machinery it runs under: never interrupted
 _NEVER = (__file__, os.path.join(os.path.dirname(__file__), "core.py"), contextlib.__file__)
 # Library code (this course's, PyTorch's, contextlib's) is left to finish what it does
 # (a mode's exit, a finally): the limit interrupts the learner's code only, unless it
 # keeps not coming back to it for GRACE seconds.
-_LIBRARIES = (os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+_LIBRARIES = (os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
               os.path.dirname(torch.__file__), contextlib.__file__)
 GRACE = 2.0
 

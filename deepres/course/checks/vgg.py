@@ -3,7 +3,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from ..models.vgg import make_features as reference_features
+from ...models.vgg import make_features as reference_features
 from .core import compare_modules, hint, run_checks  # noqa: F401 (hint: check.hint())
 
 

@@ -2,10 +2,10 @@
 import torch
 from torch import nn
 
-from ..measure import count_params
-from ..models.blocks import BasicBlock, PadShortcut, PreActBlock
-from ..models.cifar import resnet_cifar
-from ..training import Run
+from ...measure import count_params
+from ...models.blocks import BasicBlock, PadShortcut, PreActBlock
+from ...models.cifar import resnet_cifar
+from ...training import Run
 from .core import CRASHED, CheckFailed, compare_modules, computes_like, hint, run_checks  # noqa: F401 (hint: check.hint())
 
 BLOCK_CASES = [(8, 8, 1, "identity shortcut"), (8, 16, 2, "projection, stride 2"),

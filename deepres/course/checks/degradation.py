@@ -3,8 +3,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..measure import count_params, layer_grad_norms
-from ..models.cifar import plain
+from ...measure import count_params, layer_grad_norms
+from ...models.cifar import plain
 from .core import CRASHED, compare_modules, hint, run_checks  # noqa: F401
 
 
