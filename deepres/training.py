@@ -83,9 +83,8 @@ def estimate_seconds(model, data, *, steps, batch_size, eval_every, device, repe
     timed training steps of a copy of it (after one untimed step), times ``steps``, plus
     the evaluations, each timed as forward passes of ``evaluate``'s batches of 500. The
     model and the random number generators are left as they were. Not counted: data
-    augmentation and the progress bar (small on these machines), and the warm-up of a
-    process's first run (its first steps set up kernels; measured here: the first run
-    of a chapter took up to 2x its estimate, the others within about 10%)."""
+    augmentation and the progress bar (small), and the warm-up of a process's first run
+    (its first steps set up kernels, so it can take longer than its estimate)."""
     device = torch.device(device)
     rng = torch.get_rng_state()
     cuda_rng = torch.cuda.get_rng_state(device) if device.type == "cuda" else None

@@ -10,7 +10,7 @@ from deepres.plots import cost_shares, training_curves
 from devtools.testing import synthetic_data
 
 ROOT = Path(__file__).resolve().parents[1]
-QUIZZES = sorted(p.stem for p in resources.files("deepres").joinpath("quizzes").iterdir()
+QUIZZES = sorted(p.stem for p in resources.files("deepres.course").joinpath("quizzes").iterdir()
                  if p.name.endswith(".json"))
 
 
@@ -46,7 +46,7 @@ def test_every_quiz_a_chapter_shows_exists():
 
 @pytest.mark.parametrize("name", QUIZZES)
 def test_quiz_is_well_formed(name):
-    questions = json.loads(resources.files("deepres").joinpath("quizzes", f"{name}.json").read_text())
+    questions = json.loads(resources.files("deepres.course").joinpath("quizzes", f"{name}.json").read_text())
     assert len(questions) >= 5
     # at least two ask to predict or to interpret a result, not to recall a fact
     assert sum(q["question"].startswith(("Predict", "Interpret")) for q in questions) >= 2
@@ -81,7 +81,7 @@ def test_cost_shares_are_labelled():
 
 def test_no_question_is_asked_twice():
     asked = [q["question"] for name in QUIZZES for q in json.loads(
-        resources.files("deepres").joinpath("quizzes", f"{name}.json").read_text())]
+        resources.files("deepres.course").joinpath("quizzes", f"{name}.json").read_text())]
     assert len(asked) == len(set(asked))
 
 
