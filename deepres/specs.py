@@ -12,7 +12,7 @@ from .runcache import find, run_key
 from .training import _config, cpu_threads, estimate_seconds, train
 
 
-@dataclass
+@dataclass(eq=False)   # a spec is itself, not its fields: the key of what was trained
 class RunSpec:
     """A run described, not trained: ``train(make_model, data, **options)``. A run that
     starts from another's trained model names that run as its ``source``; its
@@ -23,18 +23,20 @@ class RunSpec:
     source: "RunSpec | None" = None
 
 
-def train_specs(specs, device):
+def train_specs(specs, device, done=None):
     """Train (or load) the run of each spec in ``{label: RunSpec}``, each source once and
-    before the runs that start from it; returns ``{label: Run}``."""
-    done = {}
+    before the runs that start from it; returns ``{label: Run}``. ``done``: a dict of the
+    runs trained so far, {RunSpec: Run}, to keep between calls (a source is then loaded
+    once, not at every call)."""
+    done = {} if done is None else done
 
     def run(spec):
-        if id(spec) not in done:
+        if spec not in done:
             make = spec.make_model
             if spec.source is not None:
                 make = functools.partial(make, run(spec.source).model.cpu())
-            done[id(spec)] = train(make, spec.data, device=device, **spec.options)
-        return done[id(spec)]
+            done[spec] = train(make, spec.data, device=device, **spec.options)
+        return done[spec]
     return {label: run(spec) for label, spec in specs.items()}
 
 
