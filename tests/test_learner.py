@@ -11,7 +11,7 @@ import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError
 
-from devtools import learner
+from devtools import learner, repository
 from devtools.testing import colab_runtime_available, execute, solution_cells, with_solutions  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,7 +60,7 @@ def test_the_notebook_installs_the_library_it_was_made_with(md):
     assert commit and len(commit) == 40, "the install cell pins no commit"
     known = subprocess.run(["git", "cat-file", "-e", f"{commit}^{{commit}}"], cwd=ROOT)
     assert known.returncode == 0, f"{md.stem}: pins {commit[:10]}, not in this repository"
-    diff = subprocess.run(["git", "diff", "--stat", commit, "--", *learner.LIBRARY],
+    diff = subprocess.run(["git", "diff", "--stat", commit, "--", *repository.LIBRARY],
                           cwd=ROOT, capture_output=True, text=True, check=True).stdout
     assert not diff, (f"the library changed since {commit[:10]}, which {md.stem}'s install "
                       f"cell installs: commit the library, then `make learner`\n{diff}")
