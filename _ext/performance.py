@@ -5,27 +5,18 @@ loop against a plain one, a busy machine and the GPU estimate, alone on the mach
 the runs were trained); the page renders that file. Nothing is measured when the build
 does not execute the notebooks, or with ``DEEPRES_PERFORMANCE=0``.
 """
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-from sphinx.util import logging
-
-logger = logging.getLogger(__name__)
+from devtools.build import executes, run_step
 
 
 def measure(app):
     report = Path(app.outdir).parent / "reports" / "performance.json"
     report.unlink(missing_ok=True)   # this build's figures, or none
-    if app.config.nb_execution_mode == "off" or os.environ.get("DEEPRES_PERFORMANCE") == "0":
-        return
-    command = [sys.executable, "-m", "devtools.bench", "--book", str(report)]
-    print("measuring for the Performance page: " + " ".join(command[1:]), flush=True)
-    result = subprocess.run(command, cwd=app.srcdir, stdin=subprocess.DEVNULL)
-    if result.returncode:
-        logger.warning(f"`{' '.join(command[1:])}` failed (exit code {result.returncode}); "
-                       "the Performance page says it has no figures")
+    if executes(app, "DEEPRES_PERFORMANCE"):
+        run_step(app, "measuring for the Performance page",
+                 ["-m", "devtools.bench", "--book", str(report)],
+                 "the Performance page says it has no figures")
 
 
 def setup(app):

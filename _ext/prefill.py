@@ -12,16 +12,12 @@ Nothing is trained when the build does not execute the notebooks, or with
 what is missing themselves.
 """
 import os
-import subprocess
-import sys
 from pathlib import Path
 
-from sphinx.util import logging
-
-from deepres.cpu import THREADS_ENV
 from deepres.course.experiments import CHAPTERS
+from deepres.cpu import THREADS_ENV
+from devtools.build import executes, run_step
 
-logger = logging.getLogger(__name__)
 REPORTS_ENV = "DEEPRES_REPORTS"   # where the build's measurements go; the pages read them
 
 
@@ -31,15 +27,11 @@ def prefill(app):
     reports.mkdir(parents=True, exist_ok=True)
     os.environ[REPORTS_ENV] = str(reports)
     (reports / "jobs.json").unlink(missing_ok=True)   # this build's, or none
-    if app.config.nb_execution_mode == "off" or os.environ.get("DEEPRES_PREFILL") == "0":
-        return
-    command = [sys.executable, "-m", "deepres.run", "--chapter", *map(str, CHAPTERS),
-               "--jobs", "auto", "--reports", str(reports)]
-    print("training the chapters' runs first: " + " ".join(command[1:]), flush=True)
-    result = subprocess.run(command, cwd=app.srcdir, stdin=subprocess.DEVNULL)
-    if result.returncode:
-        logger.warning(f"`{' '.join(command[1:])}` failed (exit code {result.returncode}); "
-                       "the chapters train what is missing themselves")
+    if executes(app, "DEEPRES_PREFILL"):
+        run_step(app, "training the chapters' runs first",
+                 ["-m", "deepres.run", "--chapter", *map(str, CHAPTERS), "--jobs", "auto",
+                  "--reports", str(reports)],
+                 "the chapters train what is missing themselves")
 
 
 def setup(app):

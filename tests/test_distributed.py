@@ -220,8 +220,9 @@ def test_the_book_build_trains_first_unless_it_executes_nothing(monkeypatch, tmp
     spec.loader.exec_module(prefill)
     calls, warnings = [], []
     answer = SimpleNamespace(returncode=0)
-    monkeypatch.setattr(prefill.subprocess, "run", lambda cmd, **kw: calls.append(cmd) or answer)
-    monkeypatch.setattr(prefill.logger, "warning", warnings.append)
+    from devtools import build
+    monkeypatch.setattr(build.subprocess, "run", lambda cmd, **kw: calls.append(cmd) or answer)
+    monkeypatch.setattr(build.logger, "warning", warnings.append)
     monkeypatch.delenv("DEEPRES_PREFILL", raising=False)
     # prefill sets the variable for the build's whole process: set it here first, so that
     # the test's undo removes it again afterwards
@@ -250,6 +251,36 @@ def test_the_book_build_trains_first_unless_it_executes_nothing(monkeypatch, tmp
     monkeypatch.setenv("DEEPRES_PREFILL", "0")
     prefill.prefill(app("force"))
     assert len(calls) == 2
+
+
+def test_the_build_measures_the_performance_page_once_alone(monkeypatch, tmp_path):
+    """_ext/performance.py: the Performance page's figures are measured by a build step
+    into _build/reports/performance.json (a stale one removed first), not in the page."""
+    import importlib.util
+    from types import SimpleNamespace
+    from devtools import build
+    spec = importlib.util.spec_from_file_location("performance", ROOT / "_ext" / "performance.py")
+    performance = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(performance)
+    calls = []
+    monkeypatch.setattr(build.subprocess, "run",
+                        lambda cmd, **kw: calls.append(cmd) or SimpleNamespace(returncode=0))
+    monkeypatch.delenv("DEEPRES_PERFORMANCE", raising=False)
+    report = tmp_path / "_build" / "reports" / "performance.json"
+    report.parent.mkdir(parents=True)
+    report.write_text("{}")   # an old build's
+
+    def app(mode):
+        return SimpleNamespace(config=SimpleNamespace(nb_execution_mode=mode), srcdir=ROOT,
+                               outdir=str(tmp_path / "_build" / "html"))
+
+    performance.measure(app("off"))
+    assert calls == [] and not report.exists()
+    performance.measure(app("force"))
+    assert calls[-1][1:] == ["-m", "devtools.bench", "--book", str(report)]
+    monkeypatch.setenv("DEEPRES_PERFORMANCE", "0")
+    performance.measure(app("force"))
+    assert len(calls) == 1
 
 
 def test_the_unit_of_work_is_a_one_thread_step_and_leaves_the_threads_as_they_were():
