@@ -90,19 +90,22 @@ def train_in_processes(chapters, budget, jobs, device=torch.device("cpu"), repor
     """Train the chapters' runs that are not stored in ``jobs`` processes (on a CPU, of one
     thread each; on CUDA, one GPU each), the runs that start from another's trained model
     in a second round; returns how many runs were trained. Each process's output goes to
-    ``jobs-N.log`` in ``reports`` (a folder; default: a new temporary one), and, with
-    ``reports``, what was done to ``prefill.json`` there (for the Performance page)."""
+    ``jobs-N.log`` in ``reports`` (a folder; default: a new temporary one), and what was
+    done to ``jobs.json`` there (the book's Performance page shows it)."""
     reports = Path(reports or tempfile.mkdtemp(prefix="deepres-jobs-"))
     reports.mkdir(parents=True, exist_ok=True)
     names, on_cpu = " ".join(map(str, chapters)), device.type == "cpu"
-    unit = unit_seconds() if on_cpu else None
+    unit, used = None, 0   # the machine's speed (measured once there is work), processes
     start, trained, work = time.time(), 0, 0.0
     while True:
         with num_threads(1 if on_cpu else None):   # estimate each run as it will train
             todo, waiting, _ = plan(chapters, budget, device)
         if not todo:
             break
+        if on_cpu and unit is None:
+            unit = unit_seconds()
         n = min(jobs, len(todo))
+        used = max(used, n)
         work += sum(todo.values()) / unit if on_cpu else 0.0
         size = (f"about {sum(todo.values()) / unit:,.0f} steps' work of the laptop "
                 f"ResNet-56 on one thread (one takes {1000 * unit:.0f} ms here), in {n} "
@@ -119,8 +122,8 @@ def train_in_processes(chapters, budget, jobs, device=torch.device("cpu"), repor
           if trained else f"chapters {names}: every run is in {where}: nothing to train",
           flush=True)
     (reports / "jobs.json").write_text(json.dumps(dict(
-        chapters=list(chapters), budget=budget.name, runs=trained, jobs=jobs,
-        seconds=time.time() - start, work=work, unit_ms=1000 * unit if on_cpu else None)))
+        chapters=list(chapters), budget=budget.name, runs=trained, jobs=used,
+        seconds=time.time() - start, work=work, unit_ms=1000 * unit if unit else None)))
     return trained
 
 

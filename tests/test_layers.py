@@ -62,3 +62,26 @@ def test_the_rule_catches_a_core_module_that_imports_the_course():
     assert layer(LIBRARY / "models" / "new.py") == "core"
     assert sorted(n for n in names if within(n, FORBIDDEN["core"])) == [
         "deepres.course.budget", "deepres.course.budget.PROFILES", "devtools.fixtures"]
+
+
+def test_the_learners_wheel_holds_the_whole_library_and_no_devtools(tmp_path):
+    """What `pip install` gives a learner (Colab installs the library from the repository):
+    every module and data file of deepres/, and nothing of devtools/."""
+    import subprocess
+    import sys
+    import zipfile
+    import shutil
+    source = tmp_path / "source"   # a clean copy: no build/ or egg-info left by another build
+    shutil.copytree(LIBRARY, source / "deepres",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(ROOT / name, source)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
+                    "--no-build-isolation", str(source), "-w", str(tmp_path)], check=True,
+                   capture_output=True)
+    [wheel] = tmp_path.glob("deepres-*.whl")
+    shipped = {n for n in zipfile.ZipFile(wheel).namelist() if n.startswith("deepres/")}
+    wanted = {str(p.relative_to(ROOT)) for p in LIBRARY.rglob("*")
+              if p.suffix in (".py", ".json") and "__pycache__" not in p.parts}
+    assert wanted <= shipped, sorted(wanted - shipped)
+    assert not any(n.startswith("devtools/") for n in zipfile.ZipFile(wheel).namelist())
