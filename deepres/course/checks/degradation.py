@@ -5,7 +5,8 @@ from torch import nn
 
 from ...measure import count_params, layer_grad_norms
 from ...models.cifar import plain
-from .core import CRASHED, compare_modules, hint, run_checks  # noqa: F401
+from .compare import compare_modules
+from .core import CRASHED, hint, run_checks  # noqa: F401
 
 
 def _models():

@@ -3,7 +3,8 @@ import torch
 from torch import nn
 
 from ...models.densenet import DenseBlock, DenseLayer, Transition
-from .core import CRASHED, compare_modules, hint, no_modules, run_checks  # noqa: F401
+from .compare import compare_modules
+from .core import CRASHED, hint, no_modules, run_checks  # noqa: F401
 
 
 class _OnTensor(nn.Module):

@@ -6,7 +6,8 @@ from ...measure import count_params
 from ...models.blocks import BasicBlock, PadShortcut, PreActBlock
 from ...models.cifar import resnet_cifar
 from ...training import Run
-from .core import CRASHED, CheckFailed, compare_modules, computes_like, hint, run_checks  # noqa: F401 (hint: check.hint())
+from .compare import compare_modules, computes_like
+from .core import CRASHED, CheckFailed, hint, run_checks  # noqa: F401 (hint: check.hint())
 
 BLOCK_CASES = [(8, 8, 1, "identity shortcut"), (8, 16, 2, "projection, stride 2"),
                (8, 16, 1, "projection, more channels"), (8, 8, 2, "projection, stride 2 only")]

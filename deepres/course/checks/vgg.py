@@ -4,7 +4,8 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from ...models.vgg import make_features as reference_features
-from .core import compare_modules, hint, run_checks  # noqa: F401 (hint: check.hint())
+from .compare import compare_modules
+from .core import hint, run_checks  # noqa: F401 (hint: check.hint())
 
 
 def stack_params(fn, seed=None):
