@@ -79,7 +79,7 @@ def _plan(spec, device, source):
     with num_threads(threads), flushing(a["flush_denormal"]):
         config = _config(spec.data, device, threads, a["flush_denormal"], **recipe)
         if spec.source is not None and source is None:
-            source = _untrained(spec.source)
+            source = untrained(spec.source)
         torch.manual_seed(config["seed"])
         model = spec.make_model() if spec.source is None else spec.make_model(source)
         key = run_key(config, model)
@@ -92,7 +92,7 @@ def _plan(spec, device, source):
     return key, estimate, model
 
 
-def _untrained(spec):
-    """The model ``spec`` builds, untrained (its shape and cost, not its weights)."""
-    torch.manual_seed(0)
-    return spec.make_model() if spec.source is None else spec.make_model(_untrained(spec.source))
+def untrained(spec):
+    """The model ``spec`` builds, its source (if any) untrained: its shape and cost, not
+    its weights."""
+    return spec.make_model() if spec.source is None else spec.make_model(untrained(spec.source))

@@ -40,6 +40,7 @@ from deepres.course.budget import PROFILES
 from deepres.data import Data
 from deepres.measure import count_flops
 from deepres.models import resnet_cifar
+from deepres.specs import untrained
 from deepres.training import TRAIN_EVAL_SIZE, n_evaluations
 
 T4_SHARE = 0.36        # (40 SMs x ~1.1 GHz under load) / (68 SMs x ~1.8 GHz): an assumption
@@ -139,8 +140,7 @@ def recorded_runs(budget):
         table[chapter] = []
         for spec in experiments.chapter_specs(chapter, budget, data).values():
             o = spec.options
-            model = spec.make_model() if spec.source is None else \
-                spec.make_model(spec.source.make_model())
+            model = untrained(spec)
             table[chapter].append((model, spec.data.shape, o["steps"], o["batch_size"],
                                    o["eval_every"], o["name"]))
     return table
