@@ -189,3 +189,26 @@ def test_a_converged_linear_probe_fits_what_its_features_separate():
                            x_test=x.view(60, 1, 2, 2), y_test=y, classes=("a", "b", "c"))
     result = fit_linear_probe(Backbone(), data)
     assert result["train_error"] == 0 and result["test_error"] == 0
+
+
+
+def test_the_main_transfer_runs_keep_learning_curves_and_the_exercises_runs_do_not():
+    """Chapter 8's head start is read from evenly spaced test evaluations of its main
+    runs; the exercise's runs are evaluated once, at the end (as before: their keys, and
+    so the book's stored runs, did not change)."""
+    from deepres.course.budget import PROFILES
+    from deepres.course.experiments import CURVE_POINTS, chapter_specs, transfer_specs
+    from deepres.training import n_evaluations
+    from devtools.gpu_estimate import placeholder_data
+    for name in ("smoke", "laptop", "gpu"):
+        budget = PROFILES[name]
+        data = placeholder_data(budget, budget.resnet_image_size)
+        specs = chapter_specs(8, budget, data)
+        source = specs.pop("source")
+        steps = budget.steps // 4
+        assert len(specs) == 4 * 2 * len(budget.seeds)
+        for spec in specs.values():
+            assert spec.options["steps"] == steps
+            assert n_evaluations(steps, spec.options["eval_every"]) == min(CURVE_POINTS, steps)
+        exercise = transfer_specs(source, data, budget, 10, [0])
+        assert {n_evaluations(steps, s.options["eval_every"]) for s in exercise.values()} == {1}

@@ -84,5 +84,3 @@ def verdict(a, b, name_a, name_b, what="test error", over="seed", percent=True):
                     f"in {odds} between equally good networks: they are not distinguished "
                     f"by these runs")
     return f"their {over}s overlap: {name_a} and {name_b} are not distinguished by these runs"
-    return (f"the {over}s overlap ({measured}): {name_a} and {name_b} are not distinguished "
-            f"by these runs")

@@ -174,6 +174,7 @@ def train_networks(networks, data, budget, device, lr=0.1, weight_decay=1e-4, se
 
 
 TRANSFER_LRS = (0.1, 0.01)   # chapter 8: every variant at both, compared at the same one
+CURVE_POINTS = 6   # chapter 8's main runs: test evaluations a run, for their learning curves
 SOURCE_CLASSES, TARGET_CLASSES = [0, 1, 2, 3, 4], [5, 6, 7, 8, 9]
 
 
@@ -192,11 +193,12 @@ def transfer_source(budget, data):
 EARLY = ["conv", "bn"] + [f"blocks.{i}" for i in range((20 - 2) // 6)]   # stem + stage 1
 
 
-def transfer_specs(source, data, budget, per_class, seeds, lrs=TRANSFER_LRS):
+def transfer_specs(source, data, budget, per_class, seeds, lrs=TRANSFER_LRS, points=1):
     """Chapter 8's four ways onto the target task (the last five classes, ``per_class``
     labels a class), each from ``source``'s trained network (``transfer_variants``), at
-    each learning rate, for each seed, a quarter of the budget's steps:
-    {(variant, lr, seed): RunSpec}."""
+    each learning rate, for each seed, a quarter of the budget's steps, evaluated on the
+    test set ``points`` times a run, evenly spaced: {(variant, lr, seed): RunSpec}."""
+    steps = budget.steps // 4
     specs = {}
     for seed in seeds:
         target = class_subset(data, TARGET_CLASSES, per_class=per_class, seed=seed)
@@ -206,8 +208,8 @@ def transfer_specs(source, data, budget, per_class, seeds, lrs=TRANSFER_LRS):
                 return transfer_variants(pretrained, len(TARGET_CLASSES), EARLY)[name]()
             for lr in lrs:
                 specs[name, lr, seed] = RunSpec(make, target, dict(
-                    steps=budget.steps // 4, batch_size=budget.batch_size, lr=lr,
-                    eval_every=budget.steps // 4, seed=seed,
+                    steps=steps, batch_size=budget.batch_size, lr=lr,
+                    eval_every=max(1, -(-steps // points)), seed=seed,
                     name=f"{name}, lr {lr}, {per_class} a class, seed {seed}",
                     progress=False), source=source)
     return specs
@@ -271,8 +273,8 @@ def chapter_specs(chapter, budget, data=None):
         return specs
     if chapter == 8:
         source = transfer_source(budget, data)
-        return {"source": source, **transfer_specs(source, data, budget,
-                                                   transfer_labels(data), budget.seeds)}
+        return {"source": source, **transfer_specs(source, data, budget, transfer_labels(data),
+                                                   budget.seeds, points=CURVE_POINTS)}
     networks = {4: bottleneck_networks, 5: resnext_networks, 6: densenet_networks}
     return network_specs(networks[chapter](budget, data), data, budget)
 
