@@ -116,8 +116,14 @@ pytestmark = pytest.mark.skipif(
 
 
 def _run(*args, **kwargs):
-    return subprocess.run([str(a) for a in args], check=True, capture_output=True,
-                          text=True, **kwargs)
+    """Run a command; if it fails, fail with its last output lines (pip says why there:
+    no network, no space left on the device ...), not only its exit status."""
+    done = subprocess.run([str(a) for a in args], capture_output=True, text=True, **kwargs)
+    if done.returncode:
+        said = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
+        pytest.fail(f"{' '.join(map(str, args))} exited with {done.returncode}:\n{said}",
+                    pytrace=False)
+    return done
 
 
 @pytest.fixture(scope="session")
