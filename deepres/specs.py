@@ -48,15 +48,15 @@ def plan_specs(specs, device):
     device, planned, sources = torch.device(device), {}, {}
 
     def source_model(spec):   # the source's trained model if it is stored, else None
-        if id(spec) not in sources:
+        if spec not in sources:
             key, _, model = _plan(spec, device, source_model(spec.source)
                                   if spec.source is not None else None)
             stored = find(key, "source run") if key is not None else None
             weights = stored and stored["state_dict"]   # (a book's run may have none)
             if weights:
                 model.load_state_dict(weights)
-            sources[id(spec)] = model if weights else None
-        return sources[id(spec)]
+            sources[spec] = model if weights else None
+        return sources[spec]
 
     for label, spec in specs.items():
         source = None if spec.source is None else source_model(spec.source)

@@ -191,7 +191,6 @@ def test_a_converged_linear_probe_fits_what_its_features_separate():
     assert result["train_error"] == 0 and result["test_error"] == 0
 
 
-
 def test_the_main_transfer_runs_keep_learning_curves_and_the_exercises_runs_do_not():
     """Chapter 8's head start is read from evenly spaced test evaluations of its main
     runs; the exercise's runs are evaluated once, at the end (as before: their keys, and

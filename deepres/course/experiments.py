@@ -7,6 +7,7 @@ Chapters 1, 4, 5 and 6 each compare a few networks: ``*_networks(budget, data)``
 them by name, and ``network_specs`` makes a run of each for every seed of the budget.
 Chapter 8's transfer runs start from its source network's trained weights.
 """
+import math
 from dataclasses import replace
 
 import torchvision
@@ -209,7 +210,7 @@ def transfer_specs(source, data, budget, per_class, seeds, lrs=TRANSFER_LRS, poi
             for lr in lrs:
                 specs[name, lr, seed] = RunSpec(make, target, dict(
                     steps=steps, batch_size=budget.batch_size, lr=lr,
-                    eval_every=max(1, -(-steps // points)), seed=seed,
+                    eval_every=max(1, math.ceil(steps / points)), seed=seed,
                     name=f"{name}, lr {lr}, {per_class} a class, seed {seed}",
                     progress=False), source=source)
     return specs
